@@ -1,0 +1,52 @@
+# The two commands: `make run` (install, start the embedded database, migrate,
+# load the sample company, serve) and `make test` (install, run every check).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install run test lint typecheck pytest node bench clean
+
+$(STAMP): pyproject.toml
+	@echo "==> creating virtual environment in $(VENV) with $(PYTHON)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> upgrading pip"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "==> installing kb-mcp and its pinned dependencies (torch CPU build first; about a minute)"
+	@$(BIN)/python -m pip install --progress-bar on "torch==2.13.0"
+	@$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
+	@touch $(STAMP)
+	@echo "==> installed"
+
+install: $(STAMP)
+
+run: $(STAMP)
+	@echo "==> starting kb with the sample company (examples/kb.yaml); data in .kb/"
+	KB_CONFIG=$${KB_CONFIG:-examples/kb.yaml} $(BIN)/kb serve --load-examples
+
+lint: $(STAMP)
+	@echo "==> ruff"
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	@echo "==> mypy --strict"
+	$(BIN)/mypy
+
+node:
+	@bash tests/node/install.sh
+
+pytest: $(STAMP)
+	@echo "==> pytest"
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .kb .mypy_cache .pytest_cache .ruff_cache

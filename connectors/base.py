@@ -1,0 +1,112 @@
+"""The connector contract: what a source yields and how the pipeline asks for it.
+
+Three capabilities, so a kind can implement what its source supports:
+
+* ``full_load()``: every document the source has now;
+* ``poll(cursor)``: documents changed since an opaque cursor, plus the next cursor;
+* ``scan_ids()``: the external ids that still exist, for deletion detection.
+
+Connectors are blocking (drivers, parsers); the pipeline runs them on worker threads.
+Every document carries its ACL in the server's principal namespace. ``acl=None`` means the
+source could not tell: such a document is visible to admins only until a policy says more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from connectors.config import SourceConfigBase
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of text under a heading path, e.g. (("Handbook", "Leave"), "You may take ...")."""
+
+    text: str
+    headings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    external_id: str
+    uri: str
+    title: str
+    content_type: str
+    sections: tuple[Section, ...]
+    collection: str
+    path: str = ""
+    level: int = 0
+    acl: tuple[str, ...] | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    modified_at: datetime | None = None
+    size_bytes: int = 0
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(s.text for s in self.sections if s.text)
+
+    @property
+    def content_hash(self) -> str:
+        """Changes when anything that lands in the index changes (text, ACL, placement)."""
+        h = hashlib.sha256()
+        for part in (
+            self.title,
+            self.content_type,
+            self.collection,
+            self.path,
+            str(self.level),
+            "\x1f".join(sorted(self.acl)) if self.acl is not None else "\x00unknown",
+            repr(sorted((str(k), repr(v)) for k, v in self.metadata.items())),
+        ):
+            h.update(part.encode("utf-8", "surrogatepass"))
+            h.update(b"\x1e")
+        for s in self.sections:
+            h.update("\x1f".join(s.headings).encode("utf-8", "surrogatepass"))
+            h.update(b"\x1d")
+            h.update(s.text.encode("utf-8", "surrogatepass"))
+            h.update(b"\x1e")
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class FailedDocument:
+    """A document the connector saw but could not read; recorded, the run goes on."""
+
+    external_id: str
+    uri: str
+    reason: str
+    size_bytes: int = 0
+
+
+Item = SourceDocument | FailedDocument
+
+
+@runtime_checkable
+class Connector(Protocol):
+    kind: ClassVar[str]
+    config_model: ClassVar[type[SourceConfigBase]]
+
+    def check(self) -> None:
+        """Validate the configuration against the source (directory exists, table and
+        columns exist, query is a single SELECT). Raise ConnectorError with the reason."""
+        ...
+
+    def full_load(self) -> Iterator[Item]: ...
+
+    def poll(self, cursor: Mapping[str, Any] | None) -> tuple[Iterator[Item], Mapping[str, Any]]:
+        """Documents changed since ``cursor``; returns the items and the cursor to store
+        once every item has been consumed and committed."""
+        ...
+
+    def scan_ids(self) -> set[str]:
+        """External ids that exist at the source now (deletion detection)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+__all__ = ["Connector", "FailedDocument", "Item", "Section", "SourceDocument"]

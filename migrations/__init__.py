@@ -1,0 +1,1 @@
+"""Alembic migrations of the knowledge-base schema (run with `kb db upgrade`)."""

@@ -1,0 +1,1 @@
+"""Authorization: identities, Casbin policies compiled into SQL access filters, explain."""

@@ -1,0 +1,142 @@
+"""The access filter: the only way a query that returns chunks or documents gets written.
+
+An :class:`AccessFilter` is made by the policy engine for one caller at one policy
+version. It carries
+
+* ``where(columns)``: a SQL predicate over the authorization columns, pushed *inside*
+  every query (vector, keyword, listing, counting), never applied after LIMIT;
+* ``permits(row)``: the per-row re-check with an enforcer holding only this caller's rules,
+  applied to every row a query returns, so a compiler bug cannot leak a row.
+
+Repositories take an ``AccessFilter`` argument; code outside ``policies/`` cannot build one
+except through :func:`make_access_filter`, which a lint test allows only in ``policies/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement
+
+from policies.identity import Caller
+
+
+@dataclass(frozen=True)
+class AuthzColumns:
+    """The columns a predicate may reference, for either the chunks or documents table."""
+
+    document_id: Any
+    source: Any
+    collection: Any
+    path: Any
+    level: Any
+    acl: Any
+    content_type: Any
+    metadata: Any
+
+    @classmethod
+    def of_chunks(cls, chunk: Any) -> AuthzColumns:
+        return cls(
+            document_id=chunk.document_id,
+            source=chunk.source,
+            collection=chunk.collection,
+            path=chunk.path,
+            level=chunk.level,
+            acl=chunk.acl,
+            content_type=chunk.content_type,
+            metadata=chunk.doc_metadata,
+        )
+
+    @classmethod
+    def of_documents(cls, document: Any) -> AuthzColumns:
+        return cls(
+            document_id=document.id,
+            source=document.source,
+            collection=document.collection,
+            path=document.path,
+            level=document.level,
+            acl=document.acl,
+            content_type=document.content_type,
+            metadata=document.metadata_,
+        )
+
+
+@dataclass(frozen=True)
+class RowAttributes:
+    """What the per-row re-check sees of a document (or of a chunk's document)."""
+
+    document_id: str
+    source: str
+    collection: str
+    path: str
+    level: int
+    acl: tuple[str, ...]
+    content_type: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+_TOKEN = object()
+
+
+class AccessFilter:
+    """What one caller may read, at one policy version. Immutable."""
+
+    __slots__ = ("_permits", "_where", "caller", "is_admin", "policy_version")
+
+    def __init__(
+        self,
+        *,
+        token: object,
+        caller: Caller,
+        policy_version: int,
+        where: Callable[[AuthzColumns], ColumnElement[bool]],
+        permits: Callable[[RowAttributes], bool],
+        is_admin: bool,
+    ) -> None:
+        if token is not _TOKEN:
+            raise TypeError("AccessFilter is made by the policy engine only")
+        self.caller = caller
+        self.policy_version = policy_version
+        self.is_admin = is_admin
+        self._where = where
+        self._permits = permits
+
+    def where(self, columns: AuthzColumns) -> ColumnElement[bool]:
+        """The SQL predicate; goes inside the query, before any LIMIT."""
+        return self._where(columns)
+
+    def permits(self, row: RowAttributes) -> bool:
+        """Re-check one returned row. Any exception denies (fail closed)."""
+        try:
+            return bool(self._permits(row))
+        except Exception:
+            import logging
+
+            logging.getLogger(__name__).exception(
+                "row re-check failed for %s; denying", self.caller.subject
+            )
+            return False
+
+
+def make_access_filter(
+    *,
+    caller: Caller,
+    policy_version: int,
+    where: Callable[[AuthzColumns], ColumnElement[bool]],
+    permits: Callable[[RowAttributes], bool],
+    is_admin: bool = False,
+) -> AccessFilter:
+    """Build a filter. Only ``policies/`` may call this (enforced by a lint test)."""
+    return AccessFilter(
+        token=_TOKEN,
+        caller=caller,
+        policy_version=policy_version,
+        where=where,
+        permits=permits,
+        is_admin=is_admin,
+    )
+
+
+__all__ = ["AccessFilter", "AuthzColumns", "RowAttributes", "make_access_filter"]

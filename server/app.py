@@ -1,0 +1,53 @@
+"""The application factory: ``create_app(settings)`` builds everything in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from server import __version__
+from server.db.engine import DatabaseTarget
+from server.embeddings import Embedder
+from server.http import health
+from server.runtime import open_runtime
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    target: DatabaseTarget | None = None,
+    run_migrations: bool = True,
+    embedder: Embedder | None = None,
+) -> FastAPI:
+    """Build the HTTP application. Nothing is created until the lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            runtime = await stack.enter_async_context(
+                open_runtime(
+                    settings, target=target, run_migrations=run_migrations, embedder=embedder
+                )
+            )
+            app.state.runtime = runtime
+            log.info("kb ready on %s", settings.http.base_url)
+            yield
+
+    app = FastAPI(
+        title="kb — enterprise knowledge-base MCP server",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    app.include_router(health.router)
+    return app
+
+
+__all__ = ["create_app"]

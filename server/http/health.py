@@ -1,0 +1,42 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from server.db import migrate
+from server.runtime import Runtime
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Database reachable, migrations current, model loaded")
+async def readyz(request: Request) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    checks: dict[str, str] = {}
+    try:
+        async with runtime.db.engine.connect() as conn:
+            revision = (
+                await conn.execute(text("SELECT version_num FROM alembic_version"))
+            ).scalar_one_or_none()
+        checks["database"] = "ok"
+        head = await asyncio.to_thread(migrate.head_revision)
+        checks["migrations"] = "ok" if revision == head else f"at {revision}, head is {head}"
+    except Exception as exc:
+        checks["database"] = f"unreachable ({exc.__class__.__name__})"
+        checks["migrations"] = "unknown"
+    checks["model"] = "ok" if runtime.embedder is not None else "not loaded"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )

@@ -1,0 +1,85 @@
+"""The process-wide resources, built once and handed to every door (HTTP, MCP, CLI).
+
+``open_runtime`` does the blocking parts (starting or joining the embedded database,
+checking pgvector, migrating, loading the model) on worker threads, so it can run inside
+the FastAPI lifespan without stalling the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from server.db import migrate
+from server.db.engine import Database, DatabaseTarget, check_database, resolve_database
+from server.embeddings import AsyncEmbedder, Embedder, load_embedder
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    target: DatabaseTarget
+    db: Database
+    embedder: AsyncEmbedder | None
+    pgvector_version: str
+    started: dict[str, bool] = field(default_factory=dict)
+
+    def require_embedder(self) -> AsyncEmbedder:
+        if self.embedder is None:
+            raise RuntimeError("this runtime was opened without the embedding model")
+        return self.embedder
+
+
+def prepare_database(
+    settings: Settings, target: DatabaseTarget | None = None, *, run_migrations: bool = True
+) -> tuple[DatabaseTarget, str]:
+    """Blocking: resolve the database, check pgvector, and migrate to head if asked."""
+    target = target or resolve_database(settings)
+    try:
+        version = check_database(target, settings)
+        if run_migrations:
+            migrate.upgrade(target.url)
+    except BaseException:
+        target.close()
+        raise
+    return target, version
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    target: DatabaseTarget | None = None,
+    load_model: bool = True,
+    run_migrations: bool = True,
+    embedder: Embedder | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open every shared resource; pass ``embedder`` to reuse an already loaded model."""
+    owns_target = target is None
+    target, version = await asyncio.to_thread(
+        prepare_database, settings, target, run_migrations=run_migrations
+    )
+    async_embedder: AsyncEmbedder | None = None
+    db = Database.open(target, settings)
+    try:
+        if embedder is not None:
+            async_embedder = AsyncEmbedder(embedder)
+        elif load_model:
+            loaded = await asyncio.to_thread(load_embedder, settings.embedding)
+            async_embedder = AsyncEmbedder(loaded)
+        yield Runtime(settings, target, db, async_embedder, version)
+    finally:
+        if async_embedder is not None:
+            async_embedder.close()
+        await db.dispose()
+        if owns_target:
+            await asyncio.to_thread(target.close)
+
+
+__all__ = ["Runtime", "open_runtime", "prepare_database"]

