@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from connectors.config import SourceConfigBase
@@ -85,8 +86,19 @@ class FailedDocument:
 Item = SourceDocument | FailedDocument
 
 
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What a connector gets besides its own configuration."""
+
+    base_dir: Path  # relative paths in a source config resolve against this
+    max_file_bytes: int  # larger documents fail with a reason instead of being read
+    environ: Mapping[str, str] = field(default_factory=dict)  # for ${VAR} credential references
+
+
 @runtime_checkable
 class Connector(Protocol):
+    """Constructed as ``Kind(config, context)``; blocking; closed after each sync."""
+
     kind: ClassVar[str]
     config_model: ClassVar[type[SourceConfigBase]]
 
@@ -109,4 +121,4 @@ class Connector(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["Connector", "FailedDocument", "Item", "Section", "SourceDocument"]
+__all__ = ["Connector", "ConnectorContext", "FailedDocument", "Item", "Section", "SourceDocument"]

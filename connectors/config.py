@@ -20,7 +20,9 @@ class SourceConfigBase(BaseModel):
     )
     kind: str = Field(description="Connector kind, e.g. 'files' or 'sql'.")
     description: str = Field(default="", description="Shown to operators and in list_sources.")
-    enabled: bool = Field(default=True, description="Disabled sources are neither synced nor served.")
+    enabled: bool = Field(
+        default=True, description="Disabled sources are neither synced nor served."
+    )
     schedule: str | None = Field(
         default=None,
         description="Cron expression (five fields, UTC) for periodic syncs; none for manual only.",

@@ -11,6 +11,7 @@ subclass with ``kind: Literal["wiki"]``.
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any, Protocol
@@ -21,6 +22,8 @@ from connectors.config import SourceConfigBase
 
 ENTRY_POINT_GROUP = "kb.connectors"
 
+log = logging.getLogger(__name__)
+
 
 class ConnectorClass(Protocol):
     """What the registry needs from a connector class: its kind and config model."""
@@ -30,13 +33,24 @@ class ConnectorClass(Protocol):
 
 
 @cache
-def connector_classes() -> dict[str, ConnectorClass]:
-    """Every installed connector kind, loaded once per process."""
+def _load() -> tuple[dict[str, ConnectorClass], dict[str, str]]:
     found: dict[str, ConnectorClass] = {}
+    broken: dict[str, str] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls: ConnectorClass = ep.load()
+        try:
+            cls: ConnectorClass = ep.load()
+        except Exception as exc:
+            # One broken plugin must not take the others down; asking for it names the cause.
+            log.error("connector kind %r failed to load from %s: %r", ep.name, ep.value, exc)
+            broken[ep.name] = f"{exc.__class__.__name__}: {exc}"
+            continue
         found[cls.kind] = cls
-    return found
+    return found, broken
+
+
+def connector_classes() -> dict[str, ConnectorClass]:
+    """Every installed connector kind that loads, once per process."""
+    return _load()[0]
 
 
 def known_kinds() -> list[str]:
@@ -44,7 +58,9 @@ def known_kinds() -> list[str]:
 
 
 def connector_class(kind: str) -> ConnectorClass:
-    classes = connector_classes()
+    classes, broken = _load()
+    if kind in broken:
+        raise ValueError(f"source kind {kind!r} is installed but failed to load ({broken[kind]})")
     if kind not in classes:
         raise ValueError(f"unknown source kind {kind!r}; known kinds: {', '.join(known_kinds())}")
     return classes[kind]

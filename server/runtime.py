@@ -62,24 +62,24 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Open every shared resource; pass ``embedder`` to reuse an already loaded model."""
     owns_target = target is None
-    target, version = await asyncio.to_thread(
+    resolved, version = await asyncio.to_thread(
         prepare_database, settings, target, run_migrations=run_migrations
     )
     async_embedder: AsyncEmbedder | None = None
-    db = Database.open(target, settings)
+    db = Database.open(resolved, settings)
     try:
         if embedder is not None:
             async_embedder = AsyncEmbedder(embedder)
         elif load_model:
             loaded = await asyncio.to_thread(load_embedder, settings.embedding)
             async_embedder = AsyncEmbedder(loaded)
-        yield Runtime(settings, target, db, async_embedder, version)
+        yield Runtime(settings, resolved, db, async_embedder, version)
     finally:
         if async_embedder is not None:
             async_embedder.close()
         await db.dispose()
         if owns_target:
-            await asyncio.to_thread(target.close)
+            await asyncio.to_thread(resolved.close)
 
 
 __all__ = ["Runtime", "open_runtime", "prepare_database"]

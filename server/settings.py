@@ -37,6 +37,9 @@ from server.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "kb.yaml"
 
+SignatureAlgorithm = Literal["RS256", "ES256", "RS384", "ES384", "RS512", "PS256"]
+DEFAULT_ALGORITHMS: tuple[SignatureAlgorithm, ...] = ("RS256", "ES256")
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -50,10 +53,14 @@ class DatabaseSettings(_Section):
             "(also read from DATABASE_URL). Unset: the embedded server under KB_HOME."
         ),
     )
-    embedded_database: str = Field(default="kb", description="Database name inside the embedded server.")
+    embedded_database: str = Field(
+        default="kb", description="Database name inside the embedded server."
+    )
     pool_size: int = Field(default=10, ge=1, le=200, description="Connections kept per process.")
     max_overflow: int = Field(default=10, ge=0, le=200, description="Extra connections under load.")
-    connect_timeout_s: float = Field(default=10.0, gt=0, description="Seconds to wait for a connection.")
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for a connection."
+    )
     statement_timeout_ms: int = Field(
         default=30_000, ge=0, description="Server-side limit per statement (0 disables)."
     )
@@ -70,12 +77,18 @@ class EmbeddingSettings(_Section):
     dimensions: int = Field(default=384, ge=1, description="Vector size the schema stores.")
     batch_size: int = Field(default=16, ge=1, le=1024, description="Texts encoded per batch.")
     max_tokens: int = Field(
-        default=254, ge=16, le=510, description="Word pieces per chunk, excluding the two special tokens."
+        default=254,
+        ge=16,
+        le=510,
+        description="Word pieces per chunk, excluding the two special tokens.",
     )
     precision: Literal["fp32", "bf16"] = Field(
-        default="fp32", description="bf16 is ~2.7x faster on AVX-512 CPUs with ~0.98 top-10 overlap."
+        default="fp32",
+        description="bf16 is ~2.7x faster on AVX-512 CPUs with ~0.98 top-10 overlap.",
     )
-    threads: int | None = Field(default=None, ge=1, description="Torch intra-op threads (default: all cores).")
+    threads: int | None = Field(
+        default=None, ge=1, description="Torch intra-op threads (default: all cores)."
+    )
 
 
 class HttpSettings(_Section):
@@ -116,9 +129,12 @@ class AuthSettings(_Section):
         default=None, description="Expected `aud`; defaults to this server's MCP resource URI."
     )
     jwks_url: str | None = Field(default=None, description="JWKS endpoint of the issuer.")
-    jwks_file: Path | None = Field(default=None, description="JWKS as a local file (instead of a URL).")
-    algorithms: list[Literal["RS256", "ES256", "RS384", "ES384", "RS512", "PS256"]] = Field(
-        default_factory=lambda: ["RS256", "ES256"], description="Accepted signature algorithms."
+    jwks_file: Path | None = Field(
+        default=None, description="JWKS as a local file (instead of a URL)."
+    )
+    algorithms: list[SignatureAlgorithm] = Field(
+        default_factory=lambda: list(DEFAULT_ALGORITHMS),
+        description="Accepted asymmetric signature algorithms (none and HS* are never accepted).",
     )
     leeway_s: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf.")
     required_scopes: list[str] = Field(
@@ -137,7 +153,9 @@ class AuthSettings(_Section):
         default_factory=list,
         description="Principals that hold role:admin regardless of policy (bootstrap admins).",
     )
-    dev_token_ttl_s: int = Field(default=3600, ge=60, description="Default lifetime of minted dev tokens.")
+    dev_token_ttl_s: int = Field(
+        default=3600, ge=60, description="Default lifetime of minted dev tokens."
+    )
 
 
 class ToolSettings(_Section):
@@ -150,15 +168,24 @@ class McpSettings(_Section):
     name: str = Field(default="kb", description="Server name announced to MCP clients.")
     instructions: str | None = Field(default=None, description="Instructions sent to clients.")
     tools: dict[str, ToolSettings] = Field(
-        default_factory=dict, description="Per-tool switches keyed by built-in name (search, fetch, list_sources)."
+        default_factory=dict,
+        description="Per-tool switches keyed by built-in name (search, fetch, list_sources).",
     )
     resources_enabled: bool = Field(default=True, description="Offer kb:// resources.")
     prompts_enabled: bool = Field(default=True, description="Offer the built-in prompts.")
-    top_k_default: int = Field(default=10, ge=1, le=200, description="Results when top_k is not given.")
-    top_k_max: int = Field(default=50, ge=1, le=200, description="Largest top_k a caller may ask for.")
-    snippet_chars: int = Field(default=400, ge=50, le=5000, description="Characters per search snippet.")
+    top_k_default: int = Field(
+        default=10, ge=1, le=200, description="Results when top_k is not given."
+    )
+    top_k_max: int = Field(
+        default=50, ge=1, le=200, description="Largest top_k a caller may ask for."
+    )
+    snippet_chars: int = Field(
+        default=400, ge=50, le=5000, description="Characters per search snippet."
+    )
     fetch_max_chars: int = Field(
-        default=100_000, ge=1000, description="Characters of one fetched document (truncated beyond)."
+        default=100_000,
+        ge=1000,
+        description="Characters of one fetched document (truncated beyond).",
     )
     page_size: int = Field(default=50, ge=1, le=500, description="Items per resources/list page.")
 
@@ -190,7 +217,9 @@ class IngestSettings(_Section):
         default="never",
         description="missing: `kb serve` syncs sources that never completed a sync before serving.",
     )
-    worker_concurrency: int = Field(default=1, ge=1, le=32, description="Jobs one `kb worker` runs at once.")
+    worker_concurrency: int = Field(
+        default=1, ge=1, le=32, description="Jobs one `kb worker` runs at once."
+    )
 
 
 class Settings(BaseSettings):
@@ -213,9 +242,9 @@ class Settings(BaseSettings):
     stdio: StdioSettings = Field(default_factory=StdioSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
-    sources: list[SerializeAsAny[Annotated[SourceConfigBase, BeforeValidator(parse_source_config)]]] = (
-        Field(default_factory=list, description="Sources to ingest; see connectors.")
-    )
+    sources: list[
+        SerializeAsAny[Annotated[SourceConfigBase, BeforeValidator(parse_source_config)]]
+    ] = Field(default_factory=list, description="Sources to ingest; see connectors.")
     policy_file: Path | None = Field(
         default=None, description="Policy file imported on first start when no policy exists yet."
     )
@@ -319,7 +348,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         raise ConfigError(format_validation_error(exc, origin)) from None
 
 
-SECRET_MASK = "********"
+SECRET_MASK = "********"  # noqa: S105  (the mask, not a secret)
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:
@@ -327,7 +356,8 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
     data: dict[str, Any] = settings.model_dump(mode="json")
     url = settings.database.url
     data["database"]["url"] = _mask_url(url.get_secret_value()) if url else None
-    return _mask_secret_keys(data)
+    masked: dict[str, Any] = _mask_secret_keys(data)
+    return masked
 
 
 def _mask_url(url: str) -> str:

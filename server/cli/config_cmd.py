@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import yaml
-
 import typer
+import yaml
 
 from server.cli.common import State, console, handle_errors
 from server.settings import masked_dump

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 import psycopg
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from server.db.embedded import EmbeddedPostgres
 from server.errors import DatabaseUnavailable, PgvectorMissing
@@ -90,7 +95,8 @@ def check_database(target: DatabaseTarget, settings: Settings) -> str:
         )
     if parse_version(version) < MIN_PGVECTOR:
         raise PgvectorMissing(
-            f"the database at {describe(target.url)} has pgvector {version}; 0.8 or newer is required"
+            f"the database at {describe(target.url)} has pgvector {version}; "
+            "0.8 or newer is required"
         )
     return str(version)
 

@@ -207,7 +207,9 @@ class AuditEntry(Base):
     method: Mapped[str] = mapped_column(Text, nullable=False)
     target: Mapped[str | None] = mapped_column(Text)
     arguments: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
-    document_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
+    document_ids: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default="{}"
+    )
     chunk_ids: Mapped[list[int]] = mapped_column(
         ARRAY(BigInteger), nullable=False, server_default="{}"
     )

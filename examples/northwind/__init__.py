@@ -1,0 +1,1 @@
+"""The sample company "Northwind Robotics": content and writers for examples/generate.py."""

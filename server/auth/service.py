@@ -1,0 +1,148 @@
+"""The authenticator: an ``Authorization`` header in, an :class:`Authenticated` caller out.
+
+Routing: ``Bearer kb_...`` is an API key; any other bearer value is a JWT, verified by the
+development issuer when its ``iss`` is ``kb-dev`` (dev mode only) and by the configured
+issuer otherwise. Every failure is an :class:`AuthError`; nothing is forwarded anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from policies.identity import Caller, Transport
+from server.auth.api_keys import ApiKeyService, looks_like_api_key
+from server.auth.dev_issuer import DEV_ISSUER, DevIssuer
+from server.auth.jwks import JwksSource
+from server.auth.principals import caller_from_claims
+from server.auth.verifier import JwtVerifier, unverified_issuer
+from server.db.engine import Database
+from server.errors import AuthError, InsufficientScope
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Method = Literal["jwt", "dev", "api_key", "anonymous"]
+ANONYMOUS = "svc:anonymous"
+METADATA_PATH = "/.well-known/oauth-protected-resource"
+
+
+def resource_uri(settings: Settings) -> str:
+    """This server's MCP resource URI: the default audience of its tokens."""
+    return f"{settings.http.base_url}/mcp"
+
+
+def metadata_url(settings: Settings) -> str:
+    """RFC 9728: the metadata of resource ``https://host/mcp`` lives at the root + path."""
+    return f"{settings.http.base_url}{METADATA_PATH}/mcp"
+
+
+def www_authenticate(
+    metadata: str, *, error: str | None = None, description: str | None = None, scope: str | None = None
+) -> str:
+    """An RFC 6750 / RFC 9728 challenge; quotes and backslashes are dropped from values."""
+
+    def q(value: str) -> str:
+        return '"' + value.replace("\\", "").replace('"', "'") + '"'
+
+    parts = [f"resource_metadata={q(metadata)}"]
+    if error:
+        parts.append(f"error={q(error)}")
+    if description:
+        parts.append(f"error_description={q(description)}")
+    if scope:
+        parts.append(f"scope={q(scope)}")
+    return "Bearer " + ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    caller: Caller
+    method: Method
+    expires_at: int | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _build_verifier(settings: Settings, audience: str) -> JwtVerifier | None:
+    auth = settings.auth
+    if not auth.issuer or not (auth.jwks_url or auth.jwks_file):
+        if auth.issuer or auth.jwks_url or auth.jwks_file:
+            log.error("auth.issuer and one of auth.jwks_url / auth.jwks_file go together; bearer JWTs will be refused")
+        elif auth.mode == "prod":
+            log.warning("no token issuer configured: bearer JWTs will be refused (API keys still work)")
+        return None
+    keys = JwksSource(
+        url=auth.jwks_url if not auth.jwks_file else None,
+        file=settings.resolve(auth.jwks_file) if auth.jwks_file else None,
+    )
+    return JwtVerifier(
+        issuer=auth.issuer, audience=audience, keys=keys, algorithms=auth.algorithms, leeway_s=auth.leeway_s
+    )
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.mode = settings.auth.mode
+        self.resource_uri = resource_uri(settings)
+        self.metadata_url = metadata_url(settings)
+        self.audience = settings.auth.audience or self.resource_uri
+        self.verifier = _build_verifier(settings, self.audience)
+        self.api_keys = ApiKeyService(db, default_scopes=settings.auth.required_scopes)
+        # The dev key is created in every mode (so `kb token mint` and the server agree on
+        # it), but its tokens are honoured only in dev mode.
+        self.dev_issuer = DevIssuer(
+            settings.home_dir, audience=self.resource_uri, groups_claim=settings.auth.groups_claim
+        )
+
+    async def authenticate(self, authorization: str | None, *, transport: Transport) -> Authenticated:
+        if self.mode == "none":
+            return Authenticated(Caller.of(ANONYMOUS, transport=transport), "anonymous")
+        if not authorization:
+            raise AuthError("authentication required: send an Authorization: Bearer header")
+        scheme, _, token = authorization.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("the Authorization header must read 'Bearer <token>'")
+        return await self.authenticate_token(token, transport=transport)
+
+    async def authenticate_token(self, token: str, *, transport: Transport) -> Authenticated:
+        if looks_like_api_key(token):
+            caller = await self.api_keys.authenticate(token, transport=transport)
+            return Authenticated(caller, "api_key")
+        if unverified_issuer(token) == DEV_ISSUER:
+            if self.mode != "dev":
+                log.warning("a development token was refused: auth.mode is %s, not dev", self.mode)
+                raise AuthError("development tokens are not accepted by this server")
+            claims = self.dev_issuer.verify(token, leeway_s=self.settings.auth.leeway_s)
+            method: Method = "dev"
+        else:
+            if self.verifier is None:
+                log.warning("a bearer JWT was refused: no token issuer is configured")
+                raise AuthError("this server accepts no bearer tokens from an issuer")
+            claims = await self.verifier.verify(token)
+            method = "jwt"
+        caller = caller_from_claims(claims, self.settings.auth, transport=transport)
+        exp = claims.get("exp")
+        return Authenticated(caller, method, exp if isinstance(exp, int) else None, claims)
+
+    def require_scopes(self, authenticated: Authenticated, scopes: Iterable[str]) -> None:
+        """OAuth scopes apply to tokens; API keys carry theirs; anonymous callers see nothing anyway."""
+        if authenticated.method == "anonymous":
+            return
+        missing = sorted(set(scopes) - authenticated.caller.scopes)
+        if missing:
+            raise InsufficientScope(f"the token lacks the scope {' '.join(missing)}", required=missing)
+
+
+__all__ = [
+    "ANONYMOUS",
+    "METADATA_PATH",
+    "Authenticated",
+    "Authenticator",
+    "metadata_url",
+    "resource_uri",
+    "www_authenticate",
+]

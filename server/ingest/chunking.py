@@ -1,0 +1,133 @@
+"""Split a parsed document into chunks that fit the embedding model's window.
+
+Each chunk is embedded as ``heading + "\\n\\n" + text`` where ``heading`` is the breadcrumb
+of the document title and the section's heading path ("Handbook > Leave > Sick leave").
+The breadcrumb gives every chunk its context (a paragraph that says "ten days" is about
+sick leave only because of its headings), so it counts against the same token budget:
+``count_tokens(heading + text) <= embedder.max_tokens`` for every chunk, with tokens
+counted by the model's own tokenizer (via :meth:`Embedder.count_tokens`). The chunk
+row keeps the breadcrumb in its ``heading`` column and the body in ``text``.
+
+Splitting is semchunk's: recursive on paragraphs, lines, sentences, then words, so chunks
+end at natural boundaries. Adjacent sections under the same headings are merged first, so
+a document parsed as many tiny paragraphs does not become many tiny chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import semchunk
+
+from connectors.base import Section, SourceDocument
+from server.embeddings.base import Embedder
+
+HEADING_SEPARATOR = " > "
+BODY_SEPARATOR = "\n\n"
+# A heading breadcrumb may take at most this share of the budget; longer ones keep their
+# innermost headings, so the body always has room.
+MAX_HEADING_SHARE = 0.25
+# Characters the longest word piece may hold; lets semchunk count long texts by a prefix.
+MAX_TOKEN_CHARS = 32
+TOKEN_CACHE_SIZE = 32_768
+
+
+@dataclass(frozen=True)
+class ChunkText:
+    """One chunk: its breadcrumb, its body and the tokens the embedded form holds."""
+
+    ordinal: int
+    heading: str
+    text: str
+    token_count: int
+
+    @property
+    def embedding_text(self) -> str:
+        return f"{self.heading}{BODY_SEPARATOR}{self.text}" if self.heading else self.text
+
+
+class Chunker:
+    """Chunks documents for one embedder; thread-safe (pure functions plus an LRU cache)."""
+
+    def __init__(self, embedder: Embedder, max_tokens: int | None = None) -> None:
+        self.max_tokens = min(max_tokens or embedder.max_tokens, embedder.max_tokens)
+        # One bounded cache shared by every budget: semchunk probes overlapping pieces.
+        self._count: Callable[[str], int] = lru_cache(maxsize=TOKEN_CACHE_SIZE)(
+            embedder.count_tokens
+        )
+        self._chunkers: dict[int, semchunk.Chunker] = {}
+
+    def count_tokens(self, text: str) -> int:
+        return self._count(text)
+
+    def chunk_document(self, document: SourceDocument) -> list[ChunkText]:
+        out: list[ChunkText] = []
+        for headings, body in _merged_sections(document.sections):
+            heading = self._heading(document.title, headings)
+            for text, tokens in self._split(heading, body):
+                out.append(ChunkText(len(out), heading, text, tokens))
+        return out
+
+    def _heading(self, title: str, headings: tuple[str, ...]) -> str:
+        parts = [h.strip() for h in headings if h.strip()]
+        title = title.strip()
+        if title and (not parts or parts[0] != title):
+            parts.insert(0, title)
+        limit = int(self.max_tokens * MAX_HEADING_SHARE)
+        # Drop outer headings first: the innermost one says most about the body.
+        while parts and self._count(HEADING_SEPARATOR.join(parts)) > limit:
+            if len(parts) == 1:
+                return _truncate_to(parts[0], limit, self._count)
+            parts.pop(0)
+        return HEADING_SEPARATOR.join(parts)
+
+    def _split(self, heading: str, body: str) -> Iterable[tuple[str, int]]:
+        body = body.strip()
+        if not body:
+            return
+        budget = self.max_tokens - (self._count(heading + BODY_SEPARATOR) if heading else 0)
+        while budget > 0:
+            pieces = [p for p in self._chunker(budget)(body) if p.strip()]
+            counted = [(p, self._embedded_tokens(heading, p)) for p in pieces]
+            if all(tokens <= self.max_tokens for _, tokens in counted):
+                yield from counted
+                return
+            # Tokenisers need not be additive across the join; shrink and try again.
+            budget -= max(1, budget // 16)
+        raise ValueError("heading leaves no room for text")  # unreachable: heading is capped
+
+    def _embedded_tokens(self, heading: str, text: str) -> int:
+        return self._count(f"{heading}{BODY_SEPARATOR}{text}" if heading else text)
+
+    def _chunker(self, budget: int) -> semchunk.Chunker:
+        chunker = self._chunkers.get(budget)
+        if chunker is None:
+            chunker = semchunk.chunkerify(
+                self._count, budget, max_token_chars=MAX_TOKEN_CHARS, memoize=False
+            )
+            self._chunkers[budget] = chunker
+        return chunker
+
+
+def _merged_sections(sections: Iterable[Section]) -> list[tuple[tuple[str, ...], str]]:
+    merged: list[tuple[tuple[str, ...], str]] = []
+    for section in sections:
+        if not section.text.strip():
+            continue
+        if merged and merged[-1][0] == section.headings:
+            merged[-1] = (section.headings, merged[-1][1] + BODY_SEPARATOR + section.text)
+        else:
+            merged.append((section.headings, section.text))
+    return merged
+
+
+def _truncate_to(text: str, limit: int, count: Callable[[str], int]) -> str:
+    words = text.split()
+    while words and count(" ".join(words)) > limit:
+        words.pop()
+    return " ".join(words)
+
+
+__all__ = ["ChunkText", "Chunker"]

@@ -1,0 +1,442 @@
+"""All SQL of search and document reads.
+
+Every query that returns or counts chunks or documents takes the caller's
+:class:`~policies.access.AccessFilter` and puts its predicate inside the query, before any
+LIMIT, next to the caller's own filters; every row that comes back is re-checked with
+``access.permits`` and dropped if denied. Nothing here is reachable without a filter.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from policies.access import AccessFilter, AuthzColumns, RowAttributes
+from server.db.models import Chunk, Document, Source
+from server.search.schemas import MetadataValue, SearchFilters
+
+# Candidates are re-sorted in Python: relaxed_order may return them slightly out of order.
+_ITERATIVE_SCAN = "relaxed_order"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One chunk a search branch found, with its branch score (distance or rank)."""
+
+    chunk_id: int
+    document_id: uuid.UUID
+    score: float
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    chunk_id: int
+    document_id: uuid.UUID
+    ordinal: int
+    heading: str
+    text: str
+    headline: str
+    title: str
+    uri: str
+    source: str
+    collection: str
+    content_type: str
+    modified_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    document_id: uuid.UUID
+    title: str
+    uri: str
+    source: str
+    collection: str
+    content_type: str
+    modified_at: datetime | None
+    metadata: dict[str, Any]
+    content: str
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    source: str
+    kind: str
+    description: str
+    collection: str
+    documents: int
+
+
+def _chunk_attrs(row: Any) -> RowAttributes:
+    return RowAttributes(
+        document_id=str(row.document_id),
+        source=row.source,
+        collection=row.collection,
+        path=row.path,
+        level=row.level,
+        acl=tuple(row.acl),
+        content_type=row.content_type,
+        metadata=row.doc_metadata,
+    )
+
+
+def _document_attrs(row: Any) -> RowAttributes:
+    return RowAttributes(
+        document_id=str(row.id),
+        source=row.source,
+        collection=row.collection,
+        path=row.path,
+        level=row.level,
+        acl=tuple(row.acl),
+        content_type=row.content_type,
+        metadata=row.metadata_,
+    )
+
+
+def _metadata_text(value: MetadataValue) -> str:
+    # Compare as the text ->> yields, so 2024 and "2024" both match a stored 2024.
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _filter_predicate(columns: AuthzColumns, modified_at: Any, f: SearchFilters) -> ColumnElement[bool]:
+    """The caller's own narrowing, as bound parameters only."""
+    parts: list[ColumnElement[bool]] = []
+    if f.sources:
+        parts.append(columns.source.in_(list(f.sources)))
+    if f.collections:
+        parts.append(
+            or_(
+                *(
+                    or_(columns.collection == c, columns.collection.startswith(c + "/", autoescape=True))
+                    for c in f.collections
+                )
+            )
+        )
+    if f.content_types:
+        parts.append(columns.content_type.in_(list(f.content_types)))
+    if f.modified_after is not None:
+        parts.append(modified_at >= f.modified_after)
+    if f.modified_before is not None:
+        parts.append(modified_at < f.modified_before)
+    for key, value in f.metadata.items():
+        parts.append(columns.metadata[key].astext == _metadata_text(value))
+    return and_(true(), *parts)
+
+
+def _live_chunk() -> ColumnElement[bool]:
+    # Chunks of a soft-deleted document must never surface, even before the pipeline purges them.
+    return ~exists().where(Document.id == Chunk.document_id, Document.deleted_at.is_not(None))
+
+
+def _chunk_scope(access: AccessFilter, filters: SearchFilters) -> ColumnElement[bool]:
+    columns = AuthzColumns.of_chunks(Chunk)
+    return and_(
+        access.where(columns), _filter_predicate(columns, Chunk.modified_at, filters), _live_chunk()
+    )
+
+
+def _document_scope(access: AccessFilter) -> ColumnElement[bool]:
+    return and_(Document.deleted_at.is_(None), access.where(AuthzColumns.of_documents(Document)))
+
+
+async def _tune_vector_scan(session: AsyncSession, ef_search: int, max_scan_tuples: int) -> None:
+    # Transaction-local: pooled connections must not carry these to other callers.
+    settings = {
+        "hnsw.iterative_scan": _ITERATIVE_SCAN,
+        "hnsw.ef_search": str(ef_search),
+        "hnsw.max_scan_tuples": str(max_scan_tuples),
+        # Plan with the real parameters every time: a cached generic plan cannot see how
+        # selective this caller's predicate is, and would pick HNSW where an exact scan wins.
+        "plan_cache_mode": "force_custom_plan",
+    }
+    for name, value in settings.items():
+        await session.execute(select(func.set_config(name, value, True)))
+
+
+async def count_allowed_chunks(
+    session: AsyncSession, access: AccessFilter, filters: SearchFilters, cap: int
+) -> int:
+    """How many chunks the caller may search, counted up to ``cap`` (cheap when large)."""
+    inner = select(literal(1)).where(_chunk_scope(access, filters)).limit(cap).subquery()
+    return int((await session.execute(select(func.count()).select_from(inner))).scalar_one())
+
+
+async def vector_candidates(
+    session: AsyncSession,
+    access: AccessFilter,
+    filters: SearchFilters,
+    embedding: Sequence[float],
+    limit: int,
+    *,
+    ef_search: int,
+    max_scan_tuples: int,
+    exact: bool = False,
+) -> list[Candidate]:
+    """Nearest chunks among the allowed ones. Call inside a transaction (SET LOCAL).
+
+    ``exact`` orders by an expression the HNSW index cannot serve, so the scan covers every
+    allowed row: used when the allowed set is small enough that this is cheap and exact.
+    """
+    await _tune_vector_scan(session, ef_search, max_scan_tuples)
+    distance = Chunk.embedding.cosine_distance(list(embedding))
+    order = distance + 0.0 if exact else distance
+    stmt = (
+        select(Chunk.id, Chunk.document_id, distance.label("distance"))
+        .where(_chunk_scope(access, filters))
+        .order_by(order)
+        .limit(limit)
+    )
+    rows = (await session.execute(stmt)).all()
+    ordered = sorted(rows, key=lambda r: (r.distance, r.id))
+    return [Candidate(r.id, r.document_id, float(r.distance)) for r in ordered]
+
+
+async def keyword_candidates(
+    session: AsyncSession, access: AccessFilter, filters: SearchFilters, text: str, limit: int
+) -> list[Candidate]:
+    """Chunks matching the words of ``text`` (web-search syntax), best cover density first."""
+    query = func.websearch_to_tsquery("english", text)
+    rank = func.ts_rank_cd(Chunk.tsv, query)
+    stmt = (
+        select(Chunk.id, Chunk.document_id, rank.label("rank"))
+        .where(Chunk.tsv.bool_op("@@")(query), _chunk_scope(access, filters))
+        .order_by(rank.desc(), Chunk.id)
+        .limit(limit)
+    )
+    rows = (await session.execute(stmt)).all()
+    return [Candidate(r.id, r.document_id, float(r.rank)) for r in rows]
+
+
+async def load_chunks(
+    session: AsyncSession,
+    access: AccessFilter,
+    chunk_ids: Sequence[int],
+    *,
+    query_text: str | None = None,
+    headline_options: str = "",
+) -> dict[int, ChunkRow]:
+    """Chunks by id with their document's title and URI, re-checked; denied ids are absent."""
+    if not chunk_ids:
+        return {}
+    if query_text is not None:
+        headline = func.ts_headline(
+            "english", Chunk.text, func.websearch_to_tsquery("english", query_text), headline_options
+        )
+    else:
+        headline = literal("")
+    stmt = (
+        select(
+            Chunk,
+            headline.label("headline"),
+            Document.title,
+            Document.uri,
+            Document.modified_at.label("doc_modified_at"),
+        )
+        .join(Document, Document.id == Chunk.document_id)
+        .where(
+            Chunk.id.in_(list(chunk_ids)),
+            Document.deleted_at.is_(None),
+            access.where(AuthzColumns.of_chunks(Chunk)),
+        )
+    )
+    found: dict[int, ChunkRow] = {}
+    for chunk, head, title, uri, doc_modified in (await session.execute(stmt)).tuples():
+        if not access.permits(_chunk_attrs(chunk)):
+            continue
+        found[chunk.id] = ChunkRow(
+            chunk_id=chunk.id,
+            document_id=chunk.document_id,
+            ordinal=chunk.ordinal,
+            heading=chunk.heading,
+            text=chunk.text,
+            headline=head,
+            title=title,
+            uri=uri,
+            source=chunk.source,
+            collection=chunk.collection,
+            content_type=chunk.content_type,
+            modified_at=doc_modified or chunk.modified_at,
+        )
+    return found
+
+
+async def neighbour_chunk_ids(
+    session: AsyncSession, access: AccessFilter, chunk_id: int, neighbours: int
+) -> list[int]:
+    """Ids of the chunk and up to ``neighbours`` on each side, in document order."""
+    anchor = (
+        select(Chunk.document_id, Chunk.ordinal)
+        .where(Chunk.id == chunk_id, access.where(AuthzColumns.of_chunks(Chunk)))
+        .subquery()
+    )
+    stmt = (
+        select(Chunk.id)
+        .join(anchor, anchor.c.document_id == Chunk.document_id)
+        .where(
+            Chunk.ordinal.between(anchor.c.ordinal - neighbours, anchor.c.ordinal + neighbours),
+            access.where(AuthzColumns.of_chunks(Chunk)),
+        )
+        .order_by(Chunk.ordinal)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+# Listings never load the full text; only a fetch of one document does.
+_SUMMARY_COLUMNS = (
+    Document.id,
+    Document.title,
+    Document.uri,
+    Document.source,
+    Document.collection,
+    Document.path,
+    Document.level,
+    Document.acl,
+    Document.content_type,
+    Document.modified_at,
+    Document.metadata_,
+)
+
+
+def _document_row(row: Any, content: str = "") -> DocumentRow:
+    return DocumentRow(
+        document_id=row.id,
+        title=row.title,
+        uri=row.uri,
+        source=row.source,
+        collection=row.collection,
+        content_type=row.content_type,
+        modified_at=row.modified_at,
+        metadata=dict(row.metadata_),
+        content=content,
+    )
+
+
+async def get_document(
+    session: AsyncSession, access: AccessFilter, document_id: uuid.UUID
+) -> DocumentRow | None:
+    """A live document the caller may read, or None (absent and denied look the same)."""
+    stmt = select(*_SUMMARY_COLUMNS, Document.content).where(
+        Document.id == document_id, _document_scope(access)
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None or not access.permits(_document_attrs(row)):
+        return None
+    return _document_row(row, row.content)
+
+
+async def document_text_from_chunks(
+    session: AsyncSession, access: AccessFilter, document_id: uuid.UUID
+) -> str:
+    """The text of a document whose full content was not stored, rebuilt from its chunks."""
+    stmt = (
+        select(Chunk.text)
+        .where(Chunk.document_id == document_id, access.where(AuthzColumns.of_chunks(Chunk)))
+        .order_by(Chunk.ordinal)
+    )
+    return "\n\n".join((await session.execute(stmt)).scalars())
+
+
+def _documents_page(
+    access: AccessFilter, after: tuple[str, uuid.UUID] | None, limit: int, source: str | None
+) -> Select[Any]:
+    stmt = select(*_SUMMARY_COLUMNS).where(_document_scope(access))
+    if source is not None:
+        stmt = stmt.where(Document.source == source)
+    if after is not None:
+        stmt = stmt.where(tuple_(Document.title, Document.id) > tuple_(literal(after[0]), literal(after[1])))
+    return stmt.order_by(Document.title, Document.id).limit(limit)
+
+
+async def list_documents(
+    session: AsyncSession,
+    access: AccessFilter,
+    *,
+    after: tuple[str, uuid.UUID] | None,
+    limit: int,
+    source: str | None = None,
+) -> tuple[list[DocumentRow], tuple[str, uuid.UUID] | None]:
+    """One page by (title, id) and the key of the last row read (the next page's start).
+
+    The key advances past denied rows too, so a page never repeats; the key reveals nothing
+    because the cursor only ever moves forward over rows the predicate already allowed.
+    """
+    rows = (await session.execute(_documents_page(access, after, limit, source))).all()
+    last = (rows[-1].title, rows[-1].id) if len(rows) == limit else None
+    return [_document_row(d) for d in rows if access.permits(_document_attrs(d))], last
+
+
+async def count_documents(session: AsyncSession, access: AccessFilter) -> list[CollectionRow]:
+    """Documents per source and collection, counting only rows that pass the re-check."""
+    stmt = (
+        select(*_SUMMARY_COLUMNS)
+        .where(_document_scope(access))
+        .execution_options(yield_per=2000)
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for row in await session.stream(stmt):
+        if access.permits(_document_attrs(row)):
+            key = (row.source, row.collection)
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return []
+    names = sorted({s for s, _ in counts})
+    described = select(Source.name, Source.kind, Source.config["description"].astext).where(
+        Source.name.in_(names)
+    )
+    info = {n: (k, d or "") for n, k, d in (await session.execute(described)).tuples()}
+    return [
+        CollectionRow(s, *info.get(s, ("", "")), c, n) for (s, c), n in sorted(counts.items())
+    ]
+
+
+async def complete_documents(
+    session: AsyncSession, access: AccessFilter, prefix: str, limit: int
+) -> list[DocumentRow]:
+    """Documents whose title or id starts with ``prefix`` (case-insensitive titles)."""
+    match = or_(
+        Document.title.istartswith(prefix, autoescape=True),
+        func.cast(Document.id, Document.title.type).startswith(prefix.lower(), autoescape=True),
+    ) if prefix else true()
+    stmt = (
+        select(*_SUMMARY_COLUMNS)
+        .where(_document_scope(access), match)
+        .order_by(Document.title, Document.id)
+        .limit(limit)
+    )
+    rows = (await session.execute(stmt)).all()
+    return [_document_row(r) for r in rows if access.permits(_document_attrs(r))]
+
+
+__all__ = [
+    "Candidate",
+    "ChunkRow",
+    "CollectionRow",
+    "DocumentRow",
+    "complete_documents",
+    "count_allowed_chunks",
+    "count_documents",
+    "document_text_from_chunks",
+    "get_document",
+    "keyword_candidates",
+    "list_documents",
+    "load_chunks",
+    "neighbour_chunk_ids",
+    "vector_candidates",
+]
