@@ -23,6 +23,8 @@ def normalise_principal(value: str, default_prefix: str | None = None) -> str:
     value = value.strip()
     if not value:
         raise ValueError("empty principal")
+    if value in PRINCIPAL_PREFIXES:
+        raise ValueError(f"principal {value!r} has a prefix but no name")
     if not is_principal(value):
         if default_prefix is None:
             raise ValueError(

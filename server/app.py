@@ -9,9 +9,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from server import __version__
+from server.audit.middleware import AdminAuditMiddleware
 from server.db.engine import DatabaseTarget
 from server.embeddings import Embedder
-from server.http import health
+from server.http import admin_audit, admin_keys, admin_sources, health, metadata
+from server.mcp.http import McpMount
 from server.runtime import open_runtime
 from server.settings import Settings
 
@@ -36,6 +38,8 @@ def create_app(
                 )
             )
             app.state.runtime = runtime
+            # The MCP session manager runs inside the app's lifespan, after the runtime.
+            await stack.enter_async_context(mcp.run(runtime))
             log.info("kb ready on %s", settings.http.base_url)
             yield
 
@@ -47,6 +51,13 @@ def create_app(
     )
     app.state.settings = settings
     app.include_router(health.router)
+    app.include_router(metadata.router)
+    app.include_router(admin_keys.router)
+    app.include_router(admin_audit.router)
+    app.include_router(admin_sources.router)
+    mcp = McpMount(app, settings)
+    # Every /admin call leaves an audit row before its answer does.
+    app.add_middleware(AdminAuditMiddleware)
     return app
 
 

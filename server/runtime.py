@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from server.audit.recorder import AuditRecorder
+from server.auth.service import Authenticator
 from server.db import migrate
 from server.db.engine import Database, DatabaseTarget, check_database, resolve_database
 from server.embeddings import AsyncEmbedder, Embedder, load_embedder
@@ -29,6 +31,13 @@ class Runtime:
     embedder: AsyncEmbedder | None
     pgvector_version: str
     started: dict[str, bool] = field(default_factory=dict)
+    # Built from settings and db in __post_init__, so every Runtime has them.
+    auth: Authenticator = field(init=False)
+    audit: AuditRecorder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.auth = Authenticator(self.settings, self.db)
+        self.audit = AuditRecorder(self.db, self.settings.audit)
 
     def require_embedder(self) -> AsyncEmbedder:
         if self.embedder is None:

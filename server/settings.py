@@ -159,7 +159,7 @@ class AuthSettings(_Section):
 
 
 class ToolSettings(_Section):
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Offer this tool to clients.")
     name: str | None = Field(default=None, description="Name shown to assistants (rename a tool).")
     description: str | None = Field(default=None, description="Replaces the built-in description.")
 
@@ -233,7 +233,9 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default=Path(".kb"), description="Data directory (embedded database, keys).")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the server, worker and CLI."
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)

@@ -1,4 +1,4 @@
-"""docs/public: what Northwind Robotics tells the world. Every signed-in user may read it."""
+"""docs/public: what Northwind Robotics tells the world. Every employee (role:staff) reads it."""
 
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ FOLDER = Folder(
     path="public",
     collection="public",
     level=0,
-    acl=(),
+    acl=("role:staff",),
     description="Public material: company overview, press releases, data sheets.",
     documents={
         "company-overview.html": COMPANY_OVERVIEW,

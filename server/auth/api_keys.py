@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from policies.identity import Caller, Transport
 from server.auth import key_store
 from server.db.engine import Database
@@ -137,7 +139,9 @@ class ApiKeyService:
                 raise InvalidRequest("the expiry needs a time zone (e.g. 2030-01-01T00:00:00Z)")
             if expires_at <= datetime.now(UTC):
                 raise InvalidRequest("the expiry is in the past")
-        prefix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(_PREFIX_LEN))
+        prefix = "".join(
+            secrets.choice(string.ascii_lowercase + string.digits) for _ in range(_PREFIX_LEN)
+        )
         secret = "".join(secrets.choice(_ALPHABET) for _ in range(_SECRET_LEN))
         full = f"{KEY_PREFIX}{prefix}_{secret}"
         row = ApiKey(
@@ -160,9 +164,12 @@ class ApiKeyService:
 
     async def list(self, *, include_revoked: bool = False) -> list[KeyInfo]:
         async with self.db.sessions() as session:
-            return [KeyInfo.of(r) for r in await key_store.list_keys(session, include_revoked=include_revoked)]
+            return [
+                KeyInfo.of(r)
+                for r in await key_store.list_keys(session, include_revoked=include_revoked)
+            ]
 
-    async def _find(self, session: key_store.AsyncSession, ref: str) -> ApiKey:
+    async def _find(self, session: AsyncSession, ref: str) -> ApiKey:
         """A key by id or by prefix (as shown by ``list``)."""
         row: ApiKey | None
         try:
@@ -229,7 +236,9 @@ class ApiKeyService:
             client_id=f"{KEY_PREFIX}{info.prefix}",
             scopes=frozenset(info.scopes),
             restrict_sources=frozenset(info.sources) if info.sources is not None else None,
-            restrict_collections=frozenset(info.collections) if info.collections is not None else None,
+            restrict_collections=frozenset(info.collections)
+            if info.collections is not None
+            else None,
         )
 
 

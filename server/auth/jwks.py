@@ -143,9 +143,7 @@ class JwksSource:
 
     def _match(self, kid: str | None, alg: str) -> SigningKey | None:
         kty = KEY_TYPE_FOR_ALG.get(alg)
-        candidates = [
-            k for k in self._keys if k.kty == kty and (k.alg is None or k.alg == alg)
-        ]
+        candidates = [k for k in self._keys if k.kty == kty and (k.alg is None or k.alg == alg)]
         if kid is None:
             # Without a kid only an unambiguous key set is safe to use.
             return candidates[0] if len(candidates) == 1 else None

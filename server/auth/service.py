@@ -40,7 +40,11 @@ def metadata_url(settings: Settings) -> str:
 
 
 def www_authenticate(
-    metadata: str, *, error: str | None = None, description: str | None = None, scope: str | None = None
+    metadata: str,
+    *,
+    error: str | None = None,
+    description: str | None = None,
+    scope: str | None = None,
 ) -> str:
     """An RFC 6750 / RFC 9728 challenge; quotes and backslashes are dropped from values."""
 
@@ -69,16 +73,26 @@ def _build_verifier(settings: Settings, audience: str) -> JwtVerifier | None:
     auth = settings.auth
     if not auth.issuer or not (auth.jwks_url or auth.jwks_file):
         if auth.issuer or auth.jwks_url or auth.jwks_file:
-            log.error("auth.issuer and one of auth.jwks_url / auth.jwks_file go together; bearer JWTs will be refused")
+            log.error(
+                "auth.issuer needs auth.jwks_url or auth.jwks_file (and vice versa); "
+                "bearer JWTs will be refused"
+            )
         elif auth.mode == "prod":
-            log.warning("no token issuer configured: bearer JWTs will be refused (API keys still work)")
+            # INFO, not WARNING: every CLI command builds a runtime too; each refusal warns.
+            log.info(
+                "no token issuer configured: bearer JWTs will be refused (API keys still work)"
+            )
         return None
     keys = JwksSource(
         url=auth.jwks_url if not auth.jwks_file else None,
         file=settings.resolve(auth.jwks_file) if auth.jwks_file else None,
     )
     return JwtVerifier(
-        issuer=auth.issuer, audience=audience, keys=keys, algorithms=auth.algorithms, leeway_s=auth.leeway_s
+        issuer=auth.issuer,
+        audience=audience,
+        keys=keys,
+        algorithms=auth.algorithms,
+        leeway_s=auth.leeway_s,
     )
 
 
@@ -91,13 +105,20 @@ class Authenticator:
         self.audience = settings.auth.audience or self.resource_uri
         self.verifier = _build_verifier(settings, self.audience)
         self.api_keys = ApiKeyService(db, default_scopes=settings.auth.required_scopes)
-        # The dev key is created in every mode (so `kb token mint` and the server agree on
-        # it), but its tokens are honoured only in dev mode.
-        self.dev_issuer = DevIssuer(
-            settings.home_dir, audience=self.resource_uri, groups_claim=settings.auth.groups_claim
+        # The dev key exists only in dev mode; `kb token mint` shares the same file.
+        self.dev_issuer = (
+            DevIssuer(
+                settings.home_dir,
+                audience=self.resource_uri,
+                groups_claim=settings.auth.groups_claim,
+            )
+            if self.mode == "dev"
+            else None
         )
 
-    async def authenticate(self, authorization: str | None, *, transport: Transport) -> Authenticated:
+    async def authenticate(
+        self, authorization: str | None, *, transport: Transport
+    ) -> Authenticated:
         if self.mode == "none":
             return Authenticated(Caller.of(ANONYMOUS, transport=transport), "anonymous")
         if not authorization:
@@ -113,7 +134,7 @@ class Authenticator:
             caller = await self.api_keys.authenticate(token, transport=transport)
             return Authenticated(caller, "api_key")
         if unverified_issuer(token) == DEV_ISSUER:
-            if self.mode != "dev":
+            if self.dev_issuer is None:
                 log.warning("a development token was refused: auth.mode is %s, not dev", self.mode)
                 raise AuthError("development tokens are not accepted by this server")
             claims = self.dev_issuer.verify(token, leeway_s=self.settings.auth.leeway_s)
@@ -129,12 +150,14 @@ class Authenticator:
         return Authenticated(caller, method, exp if isinstance(exp, int) else None, claims)
 
     def require_scopes(self, authenticated: Authenticated, scopes: Iterable[str]) -> None:
-        """OAuth scopes apply to tokens; API keys carry theirs; anonymous callers see nothing anyway."""
+        """Raise InsufficientScope unless the caller holds every scope (anonymous: no check)."""
         if authenticated.method == "anonymous":
             return
         missing = sorted(set(scopes) - authenticated.caller.scopes)
         if missing:
-            raise InsufficientScope(f"the token lacks the scope {' '.join(missing)}", required=missing)
+            raise InsufficientScope(
+                f"the token lacks the scope {' '.join(missing)}", required=missing
+            )
 
 
 __all__ = [

@@ -119,4 +119,10 @@ class JwtVerifier:
         )
 
 
-__all__ = ["JwtVerifier", "checked_algorithm", "decode_verified", "unverified_header", "unverified_issuer"]
+__all__ = [
+    "JwtVerifier",
+    "checked_algorithm",
+    "decode_verified",
+    "unverified_header",
+    "unverified_issuer",
+]

@@ -13,9 +13,13 @@ from server.cli import (
     db,
     jobs_cmd,
     keys_cmd,
+    mcp_cmd,
     policy_cmd,
+    search_cmd,
     sources_cmd,
+    sync_cmd,
     token_cmd,
+    worker_cmd,
 )
 from server.cli.common import State, console
 from server.cli.serve import serve
@@ -53,6 +57,10 @@ def version() -> None:
 
 
 app.command(name="serve")(serve)
+app.command(name="mcp")(mcp_cmd.mcp)
+app.command(name="search")(search_cmd.search)
+app.command(name="sync")(sync_cmd.sync)
+app.command(name="worker")(worker_cmd.worker)
 app.add_typer(db.app, name="db")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(sources_cmd.app, name="sources")

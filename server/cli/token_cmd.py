@@ -4,4 +4,52 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Development tokens: mint a JWT signed by the local dev key (auth mode dev only).", no_args_is_help=True)
+from server.auth.dev_issuer import DevIssuer
+from server.auth.service import resource_uri
+from server.cli.common import State, err_console, handle_errors
+
+app = typer.Typer(
+    help="Development tokens: mint a JWT signed by the local dev key (auth mode dev only).",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+@handle_errors
+def mint(
+    sub: str = typer.Option(..., "--sub", help="Subject: the caller becomes user:<sub>."),
+    group: list[str] = typer.Option([], "--group", "-g", help="Group (repeatable): group:<name>."),
+    email: str | None = typer.Option(None, "--email", help="Verified e-mail: email:<address>."),
+    scope: list[str] = typer.Option(
+        [], "--scope", "-s", help="Scope (repeatable; default: auth.required_scopes)."
+    ),
+    admin: bool = typer.Option(
+        False, "--admin", help="Also grant the admin scope (auth.admin_scope)."
+    ),
+    ttl: int | None = typer.Option(
+        None, "--ttl", min=60, help="Lifetime in seconds (default: auth.dev_token_ttl_s)."
+    ),
+) -> None:
+    """Print a development JWT for SUB, e.g. `export TOKEN=$(kb token mint --sub alice -g eng)`."""
+    settings = State.settings()
+    if settings.auth.mode != "dev":
+        err_console.print(
+            f"[yellow]warning:[/] auth.mode is {settings.auth.mode}: this server refuses "
+            "development tokens (set auth.mode: dev)",
+            highlight=False,
+        )
+    scopes = list(scope) or list(settings.auth.required_scopes)
+    if admin and settings.auth.admin_scope not in scopes:
+        scopes.append(settings.auth.admin_scope)
+    issuer = DevIssuer(
+        settings.home_dir, audience=resource_uri(settings), groups_claim=settings.auth.groups_claim
+    )
+    token = issuer.mint(
+        sub,
+        groups=group,
+        email=email,
+        scopes=scopes,
+        ttl_s=ttl or settings.auth.dev_token_ttl_s,
+    )
+    # Plain stdout, no markup: the output is meant for $(...).
+    typer.echo(token)

@@ -43,7 +43,11 @@ def _unauthorized(auth: Authenticator, exc: AuthError, *, token_given: bool) -> 
     return HTTPException(
         status_code=401,
         detail=exc.message,
-        headers={"WWW-Authenticate": www_authenticate(auth.metadata_url, error=error, description=exc.message)},
+        headers={
+            "WWW-Authenticate": www_authenticate(
+                auth.metadata_url, error=error, description=exc.message
+            )
+        },
     )
 
 
@@ -62,7 +66,9 @@ def _forbidden_scope(auth: Authenticator, exc: InsufficientScope) -> HTTPExcepti
     )
 
 
-async def authenticate_request(request: Request, required_scopes: list[str] | None = None) -> Authenticated:
+async def authenticate_request(
+    request: Request, required_scopes: list[str] | None = None
+) -> Authenticated:
     """Authenticate once per request; later calls reuse the stored result."""
     cached: Authenticated | None = getattr(request.state, "authenticated", None)
     auth = _runtime(request).auth
@@ -110,7 +116,9 @@ async def require_admin(request: Request) -> Caller:
     caller = authenticated.caller
     if authenticated.method in ("jwt", "dev"):
         try:
-            _runtime(request).auth.require_scopes(authenticated, [_settings(request).auth.admin_scope])
+            _runtime(request).auth.require_scopes(
+                authenticated, [_settings(request).auth.admin_scope]
+            )
         except InsufficientScope as exc:
             raise _forbidden_scope(_runtime(request).auth, exc) from None
     if not await is_admin(request, caller):

@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
-import semchunk
+from semchunk.semchunk import Chunker as SemChunker
+from semchunk.semchunk import chunkerify
 
 from connectors.base import Section, SourceDocument
 from server.embeddings.base import Embedder
@@ -57,7 +59,7 @@ class Chunker:
         self._count: Callable[[str], int] = lru_cache(maxsize=TOKEN_CACHE_SIZE)(
             embedder.count_tokens
         )
-        self._chunkers: dict[int, semchunk.Chunker] = {}
+        self._chunkers: dict[int, SemChunker] = {}
 
     def count_tokens(self, text: str) -> int:
         return self._count(text)
@@ -89,7 +91,8 @@ class Chunker:
             return
         budget = self.max_tokens - (self._count(heading + BODY_SEPARATOR) if heading else 0)
         while budget > 0:
-            pieces = [p for p in self._chunker(budget)(body) if p.strip()]
+            split: list[str] = cast(list[str], self._chunker(budget)(body))
+            pieces = [p for p in split if p.strip()]
             counted = [(p, self._embedded_tokens(heading, p)) for p in pieces]
             if all(tokens <= self.max_tokens for _, tokens in counted):
                 yield from counted
@@ -101,10 +104,10 @@ class Chunker:
     def _embedded_tokens(self, heading: str, text: str) -> int:
         return self._count(f"{heading}{BODY_SEPARATOR}{text}" if heading else text)
 
-    def _chunker(self, budget: int) -> semchunk.Chunker:
+    def _chunker(self, budget: int) -> SemChunker:
         chunker = self._chunkers.get(budget)
         if chunker is None:
-            chunker = semchunk.chunkerify(
+            chunker = chunkerify(
                 self._count, budget, max_token_chars=MAX_TOKEN_CHARS, memoize=False
             )
             self._chunkers[budget] = chunker

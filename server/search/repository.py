@@ -115,7 +115,9 @@ def _metadata_text(value: MetadataValue) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _filter_predicate(columns: AuthzColumns, modified_at: Any, f: SearchFilters) -> ColumnElement[bool]:
+def _filter_predicate(
+    columns: AuthzColumns, modified_at: Any, f: SearchFilters
+) -> ColumnElement[bool]:
     """The caller's own narrowing, as bound parameters only."""
     parts: list[ColumnElement[bool]] = []
     if f.sources:
@@ -124,7 +126,10 @@ def _filter_predicate(columns: AuthzColumns, modified_at: Any, f: SearchFilters)
         parts.append(
             or_(
                 *(
-                    or_(columns.collection == c, columns.collection.startswith(c + "/", autoescape=True))
+                    or_(
+                        columns.collection == c,
+                        columns.collection.startswith(c + "/", autoescape=True),
+                    )
                     for c in f.collections
                 )
             )
@@ -235,9 +240,13 @@ async def load_chunks(
     """Chunks by id with their document's title and URI, re-checked; denied ids are absent."""
     if not chunk_ids:
         return {}
+    headline: ColumnElement[str]
     if query_text is not None:
         headline = func.ts_headline(
-            "english", Chunk.text, func.websearch_to_tsquery("english", query_text), headline_options
+            "english",
+            Chunk.text,
+            func.websearch_to_tsquery("english", query_text),
+            headline_options,
         )
     else:
         headline = literal("")
@@ -257,7 +266,7 @@ async def load_chunks(
         )
     )
     found: dict[int, ChunkRow] = {}
-    for chunk, head, title, uri, doc_modified in (await session.execute(stmt)).tuples():
+    for chunk, head, title, uri, doc_modified in (await session.execute(stmt)).all():
         if not access.permits(_chunk_attrs(chunk)):
             continue
         found[chunk.id] = ChunkRow(
@@ -360,7 +369,9 @@ def _documents_page(
     if source is not None:
         stmt = stmt.where(Document.source == source)
     if after is not None:
-        stmt = stmt.where(tuple_(Document.title, Document.id) > tuple_(literal(after[0]), literal(after[1])))
+        stmt = stmt.where(
+            tuple_(Document.title, Document.id) > tuple_(literal(after[0]), literal(after[1]))
+        )
     return stmt.order_by(Document.title, Document.id).limit(limit)
 
 
@@ -385,12 +396,10 @@ async def list_documents(
 async def count_documents(session: AsyncSession, access: AccessFilter) -> list[CollectionRow]:
     """Documents per source and collection, counting only rows that pass the re-check."""
     stmt = (
-        select(*_SUMMARY_COLUMNS)
-        .where(_document_scope(access))
-        .execution_options(yield_per=2000)
+        select(*_SUMMARY_COLUMNS).where(_document_scope(access)).execution_options(yield_per=2000)
     )
     counts: dict[tuple[str, str], int] = {}
-    for row in await session.stream(stmt):
+    async for row in await session.stream(stmt):
         if access.permits(_document_attrs(row)):
             key = (row.source, row.collection)
             counts[key] = counts.get(key, 0) + 1
@@ -400,20 +409,22 @@ async def count_documents(session: AsyncSession, access: AccessFilter) -> list[C
     described = select(Source.name, Source.kind, Source.config["description"].astext).where(
         Source.name.in_(names)
     )
-    info = {n: (k, d or "") for n, k, d in (await session.execute(described)).tuples()}
-    return [
-        CollectionRow(s, *info.get(s, ("", "")), c, n) for (s, c), n in sorted(counts.items())
-    ]
+    info = {n: (k, d or "") for n, k, d in (await session.execute(described)).all()}
+    return [CollectionRow(s, *info.get(s, ("", "")), c, n) for (s, c), n in sorted(counts.items())]
 
 
 async def complete_documents(
     session: AsyncSession, access: AccessFilter, prefix: str, limit: int
 ) -> list[DocumentRow]:
     """Documents whose title or id starts with ``prefix`` (case-insensitive titles)."""
-    match = or_(
-        Document.title.istartswith(prefix, autoescape=True),
-        func.cast(Document.id, Document.title.type).startswith(prefix.lower(), autoescape=True),
-    ) if prefix else true()
+    match = (
+        or_(
+            Document.title.istartswith(prefix, autoescape=True),
+            func.cast(Document.id, Document.title.type).startswith(prefix.lower(), autoescape=True),
+        )
+        if prefix
+        else true()
+    )
     stmt = (
         select(*_SUMMARY_COLUMNS)
         .where(_document_scope(access), match)

@@ -14,6 +14,8 @@ HIGHLIGHT = "**"
 ELLIPSIS = "…"
 _FRAGMENT_DELIMITER = f" {ELLIPSIS} "
 _SPACES = re.compile(r"\s+")
+# ts_headline marks the parts of a compound word separately (**pg**_**dump**): join them.
+_SPLIT_HIGHLIGHT = re.compile(r"\*\*([_./:@#-]{1,3})\*\*")
 # Average English word plus its space, to turn a character budget into a word budget.
 _CHARS_PER_WORD = 6
 
@@ -32,7 +34,7 @@ def headline_options(snippet_chars: int) -> str:
 
 def trim(text: str, max_chars: int) -> str:
     """Collapse whitespace and cut to ``max_chars`` at a word boundary, closing highlights."""
-    flat = _SPACES.sub(" ", text).strip()
+    flat = _SPLIT_HIGHLIGHT.sub(r"\1", _SPACES.sub(" ", text).strip())
     if len(flat) <= max_chars:
         return flat
     budget = max(1, max_chars - len(ELLIPSIS) - len(HIGHLIGHT))

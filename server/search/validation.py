@@ -102,9 +102,7 @@ def _metadata(raw: Mapping[str, Any] | None) -> dict[str, MetadataValue]:
         if isinstance(value, str):
             value = check_text(value, f"metadata value of {key!r}", MAX_FILTER_VALUE_CHARS)
         elif not isinstance(value, int | float | bool):
-            raise InvalidRequest(
-                f"metadata value of {key!r} must be a string, number or boolean"
-            )
+            raise InvalidRequest(f"metadata value of {key!r} must be a string, number or boolean")
         out[key] = value
     return out
 
@@ -187,7 +185,9 @@ def decode_cursor(cursor: str | None) -> tuple[str, uuid.UUID] | None:
             raise ValueError
         return title, uuid.UUID(ident)
     except (ValueError, TypeError, binascii.Error, UnicodeError):
-        raise InvalidRequest("invalid cursor: pass back the nextCursor of a previous page") from None
+        raise InvalidRequest(
+            "invalid cursor: pass back the nextCursor of a previous page"
+        ) from None
 
 
 __all__ = [

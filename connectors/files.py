@@ -1,0 +1,237 @@
+"""The ``files`` connector: a directory tree (local disk or a mounted share) of documents.
+
+Formats: PDF, DOCX, PPTX (with speaker notes), XLSX, HTML (main content), Markdown, plain
+text and CSV; see :mod:`connectors.parsers`. Placement (collection, level, ACL) comes from
+the source, per-folder sidecar files and path-glob rules; see :mod:`connectors.acl_rules`
+for the precedence.
+
+Identity: ``external_id`` is the POSIX path relative to ``root``; ``path`` is the same with a
+leading ``/``; ``uri`` is the file's ``file://`` URI.
+
+Incremental polls compare each file's ``(mtime_ns, size)`` with the cursor and parse only
+new or changed files. The cursor also remembers sidecar states and a fingerprint of this
+configuration, so editing a sidecar re-reads the files below it and editing the rules
+re-reads everything (placement is part of what the index stores).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from connectors.acl_rules import PathRule, Placement, PlacementResolver
+from connectors.base import ConnectorContext, FailedDocument, Item, SourceDocument
+from connectors.config import SourceConfigBase
+from connectors.file_walk import FileEntry, TreeWalker
+from connectors.globs import GlobSet
+from connectors.parsers import SUPPORTED_EXTENSIONS, parse_bytes
+from server.errors import DocumentParseError
+
+# Bump when parsing changes what a file yields, so the next poll re-reads every file.
+PARSER_VERSION = 1
+DEFAULT_INCLUDE = [f"*{ext}" for ext in SUPPORTED_EXTENSIONS]
+DEFAULT_EXCLUDE = [".*", "~$*", "*.tmp", "__pycache__/"]
+
+
+class FilesSourceConfig(SourceConfigBase):
+    """A folder tree of documents."""
+
+    kind: Literal["files"] = Field(description="Always 'files'.")
+    root: str = Field(
+        description="Folder to index; a relative path resolves against the configuration's "
+        "folder (the context's base_dir). '~' expands to the home folder."
+    )
+    include: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_INCLUDE),
+        min_length=1,
+        description="Globs of files to index (default: every supported extension). '*' stays "
+        "within a folder, '**' spans folders, a glob without '/' matches file names anywhere.",
+    )
+    exclude: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_EXCLUDE),
+        description="Globs of files or folders to skip; a matching folder skips everything "
+        "below it (default: hidden files and folders, Office lock files, *.tmp).",
+    )
+    rules: list[PathRule] = Field(
+        default_factory=list,
+        description="Path-glob rules setting acl, collection, level or metadata. The FIRST "
+        "matching rule applies (list specific globs before general ones) and overrides "
+        "sidecar files and the source's defaults for the fields it sets.",
+    )
+    sidecar_file: str | None = Field(
+        default=".kb-acl.yaml",
+        pattern=r"^[^/\\]+$",
+        description="Name of the per-folder YAML file giving acl, collection, level and "
+        "metadata for that folder and below (deeper files override); null disables sidecars.",
+    )
+    follow_symlinks: bool = Field(
+        default=False,
+        description="Follow symbolic links to files and folders (loops are detected).",
+    )
+
+
+class FilesConnector:
+    """Reads documents from a directory tree. Blocking; the pipeline runs it on a thread."""
+
+    kind: ClassVar[str] = "files"
+    config_model: ClassVar[type[SourceConfigBase]] = FilesSourceConfig
+
+    def __init__(self, config: SourceConfigBase, context: ConnectorContext) -> None:
+        if not isinstance(config, FilesSourceConfig):
+            raise TypeError("FilesConnector needs a FilesSourceConfig")
+        self.config = config
+        self.context = context
+        root = Path(config.root).expanduser()
+        if not root.is_absolute():
+            root = context.base_dir / root
+        self.root = Path(os.path.normpath(root.absolute()))
+        self._walker = TreeWalker(
+            root=self.root,
+            shown_root=config.root,
+            include=GlobSet(tuple(config.include)),
+            exclude=GlobSet(tuple(config.exclude)),
+            sidecar_name=config.sidecar_file,
+            follow_symlinks=config.follow_symlinks,
+        )
+
+    # -- the Connector protocol ----------------------------------------------------------
+
+    def check(self) -> None:
+        self._walker.check_root()
+
+    def full_load(self) -> Iterator[Item]:
+        entries = list(self._walker.walk())
+        return self._load_all(entries)
+
+    def poll(self, cursor: Mapping[str, Any] | None) -> tuple[Iterator[Item], Mapping[str, Any]]:
+        sidecars: dict[str, list[int]] = {}
+        entries = list(self._walker.walk(sidecars))
+        fingerprint = self._fingerprint()
+        next_cursor: dict[str, Any] = {
+            "config": fingerprint,
+            "files": {e.rel_path: e.state for e in entries},
+            "sidecars": sidecars,
+        }
+        if not cursor or cursor.get("config") != fingerprint:
+            return self._load_all(entries), next_cursor
+        old_files: Mapping[str, Any] = cursor.get("files") or {}
+        old_sidecars: Mapping[str, Any] = cursor.get("sidecars") or {}
+        # A changed, new or removed sidecar changes the placement of everything below it.
+        dirty_dirs = {
+            str(PurePosixPath(rel).parent).removeprefix(".")
+            for rel in set(sidecars) | set(old_sidecars)
+            if _as_state(sidecars.get(rel)) != _as_state(old_sidecars.get(rel))
+        }
+        changed = [
+            e
+            for e in entries
+            if _as_state(old_files.get(e.rel_path)) != e.state or _under_any(e.rel_path, dirty_dirs)
+        ]
+        return self._load_all(changed), next_cursor
+
+    def scan_ids(self) -> set[str]:
+        return {e.rel_path for e in self._walker.walk()}
+
+    def close(self) -> None:
+        """Nothing to release: files are opened and closed per document."""
+
+    # -- documents ------------------------------------------------------------------------
+
+    def _load_all(self, entries: list[FileEntry]) -> Iterator[Item]:
+        resolver = PlacementResolver(
+            self.root, self._defaults(), self.config.rules, self.config.sidecar_file
+        )
+        for entry in entries:
+            yield self._load(entry, resolver)
+
+    def _defaults(self) -> Placement:
+        acl = tuple(self.config.acl) if self.config.acl is not None else None
+        return Placement(collection=self.config.collection, level=self.config.level, acl=acl)
+
+    def _load(self, entry: FileEntry, resolver: PlacementResolver) -> Item:
+        path = self.root / entry.rel_path
+        uri = path.as_uri()
+        limit = self.context.max_file_bytes
+
+        def failed(reason: str) -> FailedDocument:
+            return FailedDocument(entry.rel_path, uri, reason, size_bytes=entry.size)
+
+        if entry.size == 0:
+            return failed("empty file (0 bytes)")
+        if entry.size > limit:
+            return failed(_too_large(entry.size, limit))
+        try:
+            placement = resolver.resolve(entry.rel_path)
+            data = _read_at_most(path, limit)
+            parsed = parse_bytes(path.suffix, data)
+        except DocumentParseError as exc:
+            return failed(exc.message)
+        except OSError as exc:
+            return failed(f"cannot read file: {exc.strerror or type(exc).__name__}")
+        if not parsed.has_text:
+            return failed("no text content")
+        modified = datetime.fromtimestamp(entry.mtime_ns / 1e9, tz=UTC)
+        metadata: dict[str, Any] = {
+            "file_name": path.name,
+            "extension": path.suffix.lower().lstrip("."),
+            "modified": modified.isoformat(),
+            **parsed.metadata,
+            **placement.metadata,
+        }
+        return SourceDocument(
+            external_id=entry.rel_path,
+            uri=uri,
+            title=parsed.title or path.name,
+            content_type=parsed.content_type,
+            sections=parsed.sections,
+            collection=placement.collection,
+            path="/" + entry.rel_path,
+            level=placement.level,
+            acl=placement.acl,
+            metadata=metadata,
+            modified_at=modified,
+            size_bytes=len(data),
+        )
+
+    def _fingerprint(self) -> str:
+        """Changes when anything but the file contents could change what a file yields."""
+        shape = self.config.model_dump(
+            mode="json", exclude={"name", "description", "enabled", "schedule"}
+        )
+        shape["_max_file_bytes"] = self.context.max_file_bytes
+        shape["_parser_version"] = PARSER_VERSION
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+
+
+def _too_large(size: int, limit: int) -> str:
+    return f"file is {size} bytes, larger than the limit of {limit} bytes (ingest.max_file_bytes)"
+
+
+def _read_at_most(path: Path, limit: int) -> bytes:
+    """The file's bytes; a file that grew past the limit since it was listed still fails."""
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise DocumentParseError(_too_large(len(data), limit) + " (it grew while being read)")
+    return data
+
+
+def _as_state(value: Any) -> list[int] | None:
+    """A cursor entry as stored (JSON turns tuples into lists); None when absent."""
+    return [int(v) for v in value] if isinstance(value, list | tuple) else None
+
+
+def _under_any(rel_path: str, dirs: set[str]) -> bool:
+    if "" in dirs:
+        return True
+    return any(rel_path.startswith(d + "/") for d in dirs)
+
+
+__all__ = ["DEFAULT_EXCLUDE", "DEFAULT_INCLUDE", "FilesConnector", "FilesSourceConfig"]

@@ -1,0 +1,204 @@
+"""Connections to a source database: credentials from the environment, read-only
+transactions, and errors that name the problem without the password or the SQL.
+
+Read-only enforcement per dialect, on top of :mod:`connectors.sql_guard`:
+
+* PostgreSQL: ``SET TRANSACTION READ ONLY`` as the first statement of every transaction;
+* MySQL / MariaDB: ``START TRANSACTION READ ONLY``;
+* SQLite: the file is opened with ``mode=ro`` and ``PRAGMA query_only = ON``;
+* SQL Server (``mssql+pytds://user:${PW}@host:1433/db``, driver python-tds through the
+  ``sqlalchemy-pytds`` dialect package): no read-only transaction exists, so grant the
+  connector's login read-only rights (``db_datareader``); the query guard still applies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from connectors.sql_config import ENV_REFERENCE, SqlSourceConfig
+from server.errors import ConnectorError
+
+log = logging.getLogger(__name__)
+
+
+def expand_url(raw: str, environ: Mapping[str, str], base_dir: Path) -> URL:
+    """The URL with ``${VAR}`` references replaced, component by component (so a password
+    with '@' or '/' needs no quoting), and a relative SQLite path made absolute."""
+    url = make_url(raw)
+
+    def expand(value: str | None) -> str | None:
+        if value is None:
+            return None
+
+        def lookup(match: Any) -> str:
+            name = match.group(1)
+            if name not in environ:
+                raise ConnectorError(
+                    f"environment variable {name}, referenced in the source URL, is not set"
+                )
+            return environ[name]
+
+        return ENV_REFERENCE.sub(lookup, value)
+
+    query: dict[str, str | Sequence[str]] = {
+        k: (expand(v) or "") if isinstance(v, str) else [expand(x) or "" for x in v]
+        for k, v in url.query.items()
+    }
+    url = url.set(
+        username=expand(url.username),
+        password=expand(str(url.password) if url.password is not None else None),
+        host=expand(url.host),
+        database=expand(url.database),
+        query=query,
+    )
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = Path(url.database).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        # mode=ro: never create a missing file, never write; uri=true makes sqlite3 read it.
+        url = url.set(
+            database=f"file:{quote(str(path), safe='/')}",
+            query={**url.query, "mode": "ro", "uri": "true"},
+        )
+    return url
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file of an expanded SQLite URL, or None for other databases and ':memory:'."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(unquote(url.database.removeprefix("file:")))
+
+
+def locator(url: URL) -> str:
+    """``sql://host[:port]/database``: where rows come from, without any credentials."""
+    if url.get_backend_name() == "sqlite":
+        host = "localhost"
+        file = sqlite_file(url)
+        database = file.name if file is not None else "memory"
+    else:
+        host = (url.host or "localhost") + (f":{url.port}" if url.port else "")
+        database = url.database or ""
+    return f"sql://{quote(host, safe=':')}/{quote(database, safe='')}"
+
+
+class SqlSession:
+    """A lazily created engine for one source; every read goes through ``read_only()``."""
+
+    def __init__(self, config: SqlSourceConfig, environ: Mapping[str, str], base_dir: Path):
+        self._config = config
+        self._environ = environ
+        self._base_dir = base_dir
+        self._engine: Engine | None = None
+        self._secrets: list[str] = []
+        self.locator = ""
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            url = expand_url(self._config.url, self._environ, self._base_dir)
+            self._secrets = [s for s in (url.password, url.username) if s and len(str(s)) > 2]
+            self.locator = locator(url)
+            file = sqlite_file(url)
+            if file is not None and not file.is_file():
+                raise ConnectorError(f"SQLite database file {file.name!r} does not exist")
+            try:
+                self._engine = sa.create_engine(
+                    url, poolclass=NullPool, connect_args=self._connect_args(url)
+                )
+            except (SQLAlchemyError, ImportError) as exc:
+                raise ConnectorError(
+                    f"cannot use the database URL of source {self._config.name!r}: "
+                    f"{type(exc).__name__}"
+                ) from None
+        return self._engine
+
+    def _connect_args(self, url: URL) -> dict[str, Any]:
+        timeout = self._config.connect_timeout_seconds
+        backend = url.get_backend_name()
+        if backend in ("mysql", "mariadb"):
+            return {"connect_timeout": timeout}
+        if backend == "postgresql":
+            return {"connect_timeout": timeout, "application_name": "kb-connector"}
+        if backend == "sqlite":
+            return {"timeout": timeout}
+        if backend == "mssql":
+            return {"login_timeout": timeout}
+        return {}
+
+    @contextmanager
+    def read_only(self) -> Iterator[Connection]:
+        """A connection inside a read-only transaction, rolled back at the end."""
+        engine = self.engine()
+        with self.errors("connect"):
+            conn = engine.connect()
+        try:
+            with self.errors("connect"):
+                _begin_read_only(conn)
+            yield conn
+        finally:
+            try:
+                conn.rollback()
+                conn.close()
+            except SQLAlchemyError:
+                conn.invalidate()  # the connection is already gone; nothing to roll back
+
+    @contextmanager
+    def errors(self, phase: str) -> Iterator[None]:
+        """Translate driver errors into ConnectorError with a safe, specific message."""
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise ConnectorError(self.describe(exc, phase)) from None
+
+    def describe(self, exc: SQLAlchemyError, phase: str) -> str:
+        detail = self._scrub(_driver_message(exc))
+        where = f"the database of source {self._config.name!r} ({self.locator})"
+        disconnected = isinstance(exc, DBAPIError) and exc.connection_invalidated
+        if phase == "connect":
+            return f"cannot connect to {where}: {detail}"
+        if disconnected or isinstance(exc, sa.exc.OperationalError):
+            return f"lost the connection to {where} while reading: {detail}"
+        return f"{where} refused a query: {detail}"
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(str(secret), "***")
+        return text
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def _begin_read_only(conn: Connection) -> None:
+    name = conn.dialect.name
+    if name == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    elif name in ("mysql", "mariadb"):
+        conn.exec_driver_sql("START TRANSACTION READ ONLY")
+    elif name == "sqlite":
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+
+
+def _driver_message(exc: SQLAlchemyError) -> str:
+    """The first line of the driver's own message: no SQL text, no SQLAlchemy boilerplate."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else str(exc).split("\n[SQL:", 1)[0]
+    if orig is not None and type(orig).__name__ == "OperationalError" and orig.args:
+        # PyMySQL: (2003, "Can't connect ...") -> the message part.
+        text = str(orig.args[-1]) if isinstance(orig.args[-1], str) else text
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    return line[:300]
+
+
+__all__ = ["SqlSession", "expand_url", "locator", "sqlite_file"]

@@ -1,0 +1,92 @@
+"""Keep a process's policy engine current: LISTEN kb_policy, plus a periodic version poll.
+
+Each policy change commits with ``pg_notify('kb_policy', version)``. The listener holds one
+psycopg 3 async connection in autocommit mode, LISTENs, and reloads the snapshot when a
+notification names a version other than the active one. Notifications are lost while the
+connection is down, so it also reloads after every (re)connect and polls the version every
+``poll_interval`` seconds: a missed notification costs at most one interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psycopg
+
+from policies.engine import PolicyEngine
+from policies.store import CHANNEL, PolicyStore
+
+log = logging.getLogger(__name__)
+
+
+async def refresh(engine: PolicyEngine, store: PolicyStore, *, known: int | None = None) -> bool:
+    """Reload the snapshot if the stored version differs from the active one."""
+    if known is not None and known == engine.version:
+        return False
+    snapshot = await store.load_snapshot(engine.admin_principals)
+    if snapshot.version == engine.version:
+        return False
+    engine.swap(snapshot)
+    return True
+
+
+class PolicyListener:
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        store: PolicyStore,
+        dsn: str,
+        *,
+        poll_interval: float = 5.0,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self._dsn = dsn
+        self.poll_interval = poll_interval
+        self.retry_delay = retry_delay
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="kb-policy-listener")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a dropped connection or a failed reload: retry
+                self.connected.clear()
+                log.warning("policy listener: %s; retrying in %.1fs", exc.__class__.__name__, self.retry_delay)
+                await asyncio.sleep(self.retry_delay)
+
+    async def _listen(self) -> None:
+        async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+            await conn.execute(f"LISTEN {CHANNEL}")
+            self.connected.set()
+            # Anything committed while we were not listening.
+            await refresh(self.engine, self.store)
+            while True:
+                async for note in conn.notifies(timeout=self.poll_interval):
+                    try:
+                        version = int(note.payload)
+                    except ValueError:
+                        version = None
+                    await refresh(self.engine, self.store, known=version)
+                # The periodic poll: one cheap query, a reload only if the version moved.
+                await refresh(self.engine, self.store, known=await self.store.version())
+
+
+__all__ = ["PolicyListener", "refresh"]

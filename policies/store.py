@@ -1,0 +1,281 @@
+"""The policy repository: rules in ``policy_rules``, versions in ``policy_versions``.
+
+Every change is ONE transaction that
+
+1. takes a transaction-scoped advisory lock (writers queue; versions never collide),
+2. applies the change and refuses it if the resulting policy does not lint clean,
+3. writes ``policy_versions`` (version + 1, actor, summary) and an ``audit_log`` row
+   (transport ``cli`` or ``rest``, method ``policy.add`` / ``policy.remove`` /
+   ``policy.import`` / ``policy.replace``),
+4. ``pg_notify('kb_policy', version)``, delivered to listeners when the commit lands.
+
+Reads use REPEATABLE READ so a snapshot's rules and version always belong together.
+Also here: the document lookups ``explain``/``who-can``/``diff`` need (SQL lives in
+repositories).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from policies.access import AccessFilter, AuthzColumns, RowAttributes
+from policies.identity import Caller
+from policies.lint import errors as lint_errors
+from policies.rules import AccessRule, PolicyItem, PolicySet, item_from_row
+from policies.snapshot import PolicySnapshot
+from server.db.engine import Database
+from server.db.models import AuditEntry, Document, PolicyRule, PolicyVersion
+from server.errors import InvalidRequest, NotFound, PolicyError
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "kb_policy"
+_LOCK_KEY = 0x6B62_706F_6C69  # "kbpoli": serialises policy writers across processes
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    id: int
+    item: PolicyItem
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Change:
+    version: int
+    added: int = 0
+    removed: int = 0
+
+
+def _row_item(row: PolicyRule) -> PolicyItem | None:
+    """A stored row as a typed item, or None if it is not one (logged, counted as dropped).
+
+    Only rows written around the store can be malformed; failing closed here means a row
+    with an unknown effect is read as a deny and one that cannot be read is ignored.
+    """
+    values = (row.v0, row.v1, row.v2, row.v3, row.v4)
+    try:
+        return item_from_row(row.ptype, values, row.comment)
+    except PolicyError as exc:
+        if row.ptype == "p" and row.v2 not in ("allow", "deny"):
+            log.warning("policy row %s: %s; read as a deny", row.id, exc)
+            return AccessRule(row.v0, row.v1, "deny", None, row.v4, row.comment)
+        log.warning("policy row %s ignored: %s", row.id, exc)
+        return None
+
+
+def _item_values(item: PolicyItem) -> dict[str, str]:
+    key = item.key
+    comment = getattr(item, "comment", "")
+    return {"ptype": key[0], **{f"v{i}": key[i + 1] for i in range(5)}, "comment": comment}
+
+
+class PolicyStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def version(self) -> int:
+        async with self.db.sessions() as session:
+            return await _version(session)
+
+    async def list(self) -> tuple[int, list[StoredItem]]:
+        """The version and every stored row, in id order (ids are what ``remove`` takes)."""
+        async with self.db.sessions() as session:
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            version = await _version(session)
+            rows = (await session.execute(select(PolicyRule).order_by(PolicyRule.id))).scalars()
+            items = [
+                StoredItem(r.id, item, r.created_by, r.created_at)
+                for r in rows
+                if (item := _row_item(r)) is not None
+            ]
+        return version, items
+
+    async def load(self) -> tuple[int, PolicySet]:
+        version, items = await self.list()
+        return version, PolicySet.of(s.item for s in items)
+
+    async def load_snapshot(self, admin_principals: Iterable[str]) -> PolicySnapshot:
+        version, policy = await self.load()
+        return PolicySnapshot(version, policy, frozenset(admin_principals))
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def add(self, items: Sequence[PolicyItem], actor: Caller) -> Change:
+        async def apply(session: AsyncSession, current: PolicySet) -> tuple[PolicySet, Change]:
+            have = {i.key for i in current.items()}
+            new = [i for i in PolicySet.of(items).items() if i.key not in have]
+            if not new:
+                raise InvalidRequest("every rule given is already in the policy")
+            for item in new:
+                session.add(PolicyRule(**_item_values(item), created_by=actor.subject))
+            return PolicySet.of([*current.items(), *new]), Change(0, added=len(new))
+
+        summary = {"add": [i.describe() for i in items]}
+        return await self._change("policy.add", actor, summary, apply)
+
+    async def remove(self, ids: Sequence[int], actor: Caller) -> Change:
+        wanted = sorted(set(ids))
+        if not wanted:
+            raise InvalidRequest("give at least one rule id to remove")
+
+        async def apply(session: AsyncSession, current: PolicySet) -> tuple[PolicySet, Change]:
+            rows = (
+                await session.execute(select(PolicyRule).where(PolicyRule.id.in_(wanted)))
+            ).scalars().all()
+            missing = sorted(set(wanted) - {r.id for r in rows})
+            if missing:
+                raise NotFound(f"no policy rule with id {', '.join(map(str, missing))}")
+            gone = {item.key for r in rows if (item := _row_item(r)) is not None}
+            await session.execute(delete(PolicyRule).where(PolicyRule.id.in_(wanted)))
+            remaining = PolicySet.of(i for i in current.items() if i.key not in gone)
+            return remaining, Change(0, removed=len(rows))
+
+        return await self._change("policy.remove", actor, {"remove_ids": wanted}, apply)
+
+    async def import_policy(self, policy: PolicySet, actor: Caller, *, replace: bool) -> Change:
+        """Merge ``policy`` into the stored one, or replace the stored one with it."""
+
+        async def apply(session: AsyncSession, current: PolicySet) -> tuple[PolicySet, Change]:
+            have = {i.key: i for i in current.items()}
+            want = {i.key: i for i in policy.items()}
+            removed = [k for k in have if k not in want] if replace else []
+            added = [i for k, i in want.items() if k not in have]
+            for key in removed:
+                await session.execute(
+                    delete(PolicyRule).where(
+                        PolicyRule.ptype == key[0],
+                        *(getattr(PolicyRule, f"v{i}") == key[i + 1] for i in range(5)),
+                    )
+                )
+            for item in added:
+                session.add(PolicyRule(**_item_values(item), created_by=actor.subject))
+            result = policy if replace else PolicySet.of([*current.items(), *added])
+            return result, Change(0, added=len(added), removed=len(removed))
+
+        method = "policy.replace" if replace else "policy.import"
+        return await self._change(method, actor, {"items": len(policy)}, apply)
+
+    async def _change(self, method: str, actor: Caller, summary: dict[str, Any], apply: Any) -> Change:
+        started = time.perf_counter()
+        try:
+            async with self.db.sessions() as session, session.begin():
+                await session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+                version = await _version(session)
+                result, change = await apply(session, await _current(session))
+                problems = lint_errors(result)
+                if problems:
+                    raise PolicyError(
+                        "policy refused: " + "; ".join(str(p) for p in problems[:10])
+                    )
+                new_version = version + 1
+                summary = {**summary, "added": change.added, "removed": change.removed}
+                session.add(PolicyVersion(version=new_version, actor=actor.subject, summary=summary))
+                session.add(
+                    _audit(actor, method, summary, new_version, "ok", None, started)
+                )
+                await session.execute(select(func.pg_notify(CHANNEL, str(new_version))))
+        except (PolicyError, InvalidRequest, NotFound) as exc:
+            outcome = "not_found" if isinstance(exc, NotFound) else "invalid"
+            await self._audit_failure(actor, method, summary, outcome, str(exc), started)
+            raise
+        return Change(new_version, change.added, change.removed)
+
+    async def _audit_failure(
+        self, actor: Caller, method: str, summary: dict[str, Any], outcome: str, error: str, started: float
+    ) -> None:
+        async with self.db.sessions() as session, session.begin():
+            session.add(_audit(actor, method, summary, None, outcome, error, started))
+
+    # --- documents, for explain / who-can / diff ----------------------------------------
+
+    async def document(self, document_id: str) -> RowAttributes | None:
+        try:
+            doc_uuid = uuid.UUID(document_id)
+        except ValueError:
+            return None
+        stmt = _ATTRIBUTES.where(Document.id == doc_uuid, Document.deleted_at.is_(None))
+        async with self.db.sessions() as session:
+            row = (await session.execute(stmt)).first()
+        return None if row is None else _attributes(row)
+
+    async def readable_document_ids(self, access: AccessFilter) -> set[str]:
+        """Every live document the filter lets through (SQL predicate, then re-check)."""
+        stmt = _ATTRIBUTES.where(
+            Document.deleted_at.is_(None), access.where(AuthzColumns.of_documents(Document))
+        )
+        async with self.db.sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        return {str(r.id) for r in rows if access.permits(_attributes(r))}
+
+
+_ATTRIBUTES = select(
+    Document.id,
+    Document.source,
+    Document.collection,
+    Document.path,
+    Document.level,
+    Document.acl,
+    Document.content_type,
+    Document.metadata_,
+)
+
+
+def _attributes(row: Any) -> RowAttributes:
+    return RowAttributes(
+        document_id=str(row.id),
+        source=row.source,
+        collection=row.collection,
+        path=row.path,
+        level=row.level,
+        acl=tuple(row.acl),
+        content_type=row.content_type,
+        metadata=row.metadata_,
+    )
+
+
+def _audit(
+    actor: Caller,
+    method: str,
+    summary: dict[str, Any],
+    version: int | None,
+    outcome: str,
+    error: str | None,
+    started: float,
+) -> AuditEntry:
+    return AuditEntry(
+        principals=sorted(actor.principals),
+        client_id=actor.client_id,
+        transport=actor.transport,
+        method=method,
+        arguments=summary,
+        policy_version=version,
+        outcome=outcome,
+        error=error,
+        latency_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+async def _version(session: AsyncSession) -> int:
+    value = (await session.execute(select(func.max(PolicyVersion.version)))).scalar()
+    return int(value or 0)
+
+
+async def _current(session: AsyncSession) -> PolicySet:
+    rows = (await session.execute(select(PolicyRule).order_by(PolicyRule.id))).scalars().all()
+    return PolicySet.of(item for r in rows if (item := _row_item(r)) is not None)
+
+
+__all__ = ["CHANNEL", "Change", "PolicyStore", "StoredItem"]

@@ -1,0 +1,129 @@
+"""`kb search`: search the knowledge base exactly as a given user would over MCP."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from policies.identity import Caller, is_principal
+from server.audit.cli_calls import operator
+from server.cli.common import State, console, handle_errors, run_async
+from server.errors import InvalidRequest
+from server.runtime import open_runtime
+from server.search import SearchQuery, SearchResult, SearchService, make_filters
+from server.settings import Settings
+
+
+def _principal(value: str, prefix: str) -> str:
+    """``alice`` -> ``user:alice``; an already prefixed name is kept as given."""
+    value = value.strip()
+    name = value if is_principal(value) else f"{prefix}{value}"
+    if not is_principal(name):
+        raise InvalidRequest(f"not a principal name: {value!r}")
+    return name
+
+
+def make_caller(settings: Settings, as_: str | None, groups: list[str]) -> Caller:
+    """The caller from --as/--group, else the stdio identity from the configuration."""
+    if as_ is None:
+        if not settings.stdio.principals:
+            raise InvalidRequest(
+                "say who is searching: --as user:alice (or set stdio.principals in kb.yaml)"
+            )
+        principals = [*settings.stdio.principals, *(_principal(g, "group:") for g in groups)]
+    else:
+        principals = [_principal(as_, "user:"), *(_principal(g, "group:") for g in groups)]
+    return Caller.of(*dict.fromkeys(principals), transport="cli", client_id=operator())
+
+
+async def _search(
+    caller: Caller, query: SearchQuery, settings: Settings
+) -> tuple[SearchResult, int]:
+    async with open_runtime(settings) as runtime:
+        access = runtime.policies.filter_for(caller)
+        service = SearchService(runtime.db, runtime.require_embedder(), settings)
+        started = time.perf_counter()
+        result = await service.search(access, query)
+        await runtime.audit.record(
+            principals=caller.principals,
+            client_id=caller.client_id,
+            transport="cli",
+            method="search",
+            arguments={"query": query.text, "top_k": query.top_k},
+            document_ids=[str(h.document_id) for h in result.hits],
+            chunk_ids=[h.chunk_id for h in result.hits],
+            policy_version=access.policy_version,
+            outcome="ok",
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+        return result, access.policy_version
+
+
+def _as_json(result: SearchResult, version: int) -> str:
+    def plain(value: Any) -> Any:
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+    hits = [asdict(h) for h in result.hits]
+    return json.dumps(
+        {"query": result.query, "policy_version": version, "hits": hits},
+        default=plain,
+        ensure_ascii=False,
+        indent=2,
+    )
+
+
+def _table(result: SearchResult, caller: Caller) -> Table:
+    who = ", ".join(sorted(caller.principals))
+    table = Table(
+        title=f"{len(result.hits)} result(s) for {result.query!r} as {who}", show_lines=True
+    )
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("title / uri", overflow="fold")
+    table.add_column("source / collection")
+    table.add_column("snippet", overflow="fold", ratio=3)
+    for rank, hit in enumerate(result.hits, start=1):
+        table.add_row(
+            str(rank),
+            f"{hit.score:.4f}",
+            f"[bold]{hit.title}[/]\n[dim]{hit.uri}[/]",
+            f"{hit.source}\n{hit.collection}",
+            hit.snippet.replace("[", "\\["),
+        )
+    return table
+
+
+@handle_errors
+def search(
+    query: str = typer.Argument(..., help="What to look for (plain words or a question)."),
+    as_: str | None = typer.Option(
+        None, "--as", help="Search as this principal (user:alice, or just alice)."
+    ),
+    group: list[str] = typer.Option(
+        [], "--group", "-g", help="A group the caller belongs to (repeatable): group:eng or eng."
+    ),
+    top_k: int | None = typer.Option(None, "--top-k", "-k", help="Number of results."),
+    source: list[str] = typer.Option([], "--source", "-s", help="Only this source (repeatable)."),
+    collection: list[str] = typer.Option(
+        [], "--collection", help="Only this collection and its children (repeatable)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Search as a given user would: only what their policies let them read."""
+    settings = State.settings()
+    caller = make_caller(settings, as_, group)
+    filters = make_filters(sources=source, collections=collection)
+    q = SearchQuery(query, top_k or settings.mcp.top_k_default, filters)
+    result, version = run_async(_search(caller, q, settings))
+    if as_json:
+        typer.echo(_as_json(result, version))
+    else:
+        console.print(_table(result, caller))
+
+
+__all__ = ["make_caller", "search"]

@@ -1,0 +1,1 @@
+"""Ingestion: sources in, documents and embedded chunks out (see :mod:`.pipeline`)."""

@@ -1,0 +1,330 @@
+"""The ingestion pipeline: read -> parse -> chunk -> embed in batches -> upsert.
+
+Why sync code on threads (with a sync SQLAlchemy engine) rather than asyncio: every stage
+is blocking by nature (connector drivers and parsers, the tokenizer, model inference), so
+an async pipeline would only hop between the loop and threads for each step. Instead two
+threads run side by side, and callers on an event loop run :func:`run_sync` through
+``asyncio.to_thread``:
+
+* the *reader* thread iterates the connector (which parses), compares each document's
+  content hash with the stored one (unchanged documents stop here: never re-chunked nor
+  re-embedded) and chunks the changed ones;
+* the *writer* (the calling thread) gathers chunks across documents into batches of about
+  ``batch_chunks``, embeds a batch with the blocking :class:`Embedder`, then writes it in
+  one transaction: document rows upserted, their old chunks deleted, the new chunks
+  inserted with ``COPY``, the run counters and failure rows, and on the last batch the
+  deletions and the source cursor.
+
+So the model is busy while the next batch is read and chunked, and the database write is
+a bulk statement per batch: embedding stays the dominant cost. A crash loses at most the
+uncommitted batch; the rerun skips what was committed (same hashes) and converges.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine
+
+from connectors.base import Connector, FailedDocument, Item, SourceDocument
+from server.embeddings.base import Embedder
+from server.errors import ConnectorError, KBError
+from server.ingest import repository
+from server.ingest.chunking import Chunker, ChunkText
+from server.ingest.repository import DocumentWrite, StoredDocument
+from server.ingest.runs import RunCounts, RunRecorder
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_CHUNKS = 128
+MAX_BATCH_DOCUMENTS = 512
+COUNTS_FLUSH_S = 2.0  # progress of unchanged/failed documents reaches the run row this often
+QUEUE_DEPTH = 4096
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    batch_chunks: int = DEFAULT_BATCH_CHUNKS
+    full: bool = False  # full load (deletions by what was seen) instead of poll + scan
+
+
+@dataclass
+class SyncOutcome:
+    counts: RunCounts
+    cursor: Mapping[str, Any] | None
+    mode: str
+
+
+@dataclass(frozen=True)
+class _Changed:
+    doc: SourceDocument
+    content_hash: str
+    chunks: list[ChunkText]
+    is_new: bool
+
+
+@dataclass(frozen=True)
+class _Unchanged:
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class _End:
+    keep: set[str] | None  # ids that exist at the source (poll mode); None: use what was seen
+    cursor: Mapping[str, Any] | None
+    mode: str
+
+
+@dataclass(frozen=True)
+class _Crash:
+    error: BaseException
+
+
+_Message = _Changed | _Unchanged | FailedDocument | _End | _Crash
+
+
+@dataclass
+class _Batch:
+    docs: dict[str, _Changed] = field(default_factory=dict)
+    chunks: int = 0
+
+    def add(self, item: _Changed) -> None:
+        # The same id twice in a batch (a poll window overlap): the later version wins.
+        old = self.docs.pop(item.doc.external_id, None)
+        if old is not None:
+            self.chunks -= len(old.chunks)
+        self.docs[item.doc.external_id] = item
+        self.chunks += len(item.chunks)
+
+
+class Pipeline:
+    """Runs one sync of one source. Not reusable: build one per run."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        embedder: Embedder,
+        chunker: Chunker,
+        *,
+        source: str,
+        recorder: RunRecorder,
+        options: PipelineOptions | None = None,
+        on_commit: Callable[[RunCounts], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.embedder = embedder
+        self.chunker = chunker
+        self.source = source
+        self.recorder = recorder
+        self.options = options or PipelineOptions()
+        self.on_commit = on_commit
+        self._stop = threading.Event()
+        self._queue: queue.Queue[_Message] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._index: dict[str, StoredDocument] = {}
+        self._seen: dict[str, str | None] = {}  # external id -> hash seen this run (None: failed)
+        self._written: set[str] = set()
+
+    # ------------------------------------------------------------------ entry point
+
+    def run(self, connector: Connector, cursor: Mapping[str, Any] | None) -> SyncOutcome:
+        with self.engine.connect() as conn:
+            self._index = repository.document_index(conn, self.source)
+        reader = threading.Thread(
+            target=self._read, args=(connector, cursor), name=f"ingest-read-{self.source}"
+        )
+        reader.start()
+        try:
+            return self._write_loop()
+        finally:
+            self._stop.set()
+            self._drain()
+            reader.join()
+
+    # ------------------------------------------------------------------ reader thread
+
+    def _read(self, connector: Connector, cursor: Mapping[str, Any] | None) -> None:
+        try:
+            connector.check()
+            items, next_cursor, mode = self._items(connector, cursor)
+            for item in items:
+                if self._stop.is_set():
+                    return
+                self._put(self._classify(item))
+            keep = connector.scan_ids() if mode == "poll" else None
+            self._put(_End(keep=keep, cursor=next_cursor, mode=mode))
+        except BaseException as exc:
+            self._put(_Crash(exc))
+        finally:
+            try:
+                connector.close()
+            except Exception:
+                log.warning("closing the connector of %s failed", self.source, exc_info=True)
+
+    def _items(
+        self, connector: Connector, cursor: Mapping[str, Any] | None
+    ) -> tuple[Iterator[Item], Mapping[str, Any] | None, str]:
+        if not self.options.full:
+            try:
+                items, next_cursor = connector.poll(cursor)
+                return iter(items), next_cursor, "poll"
+            except NotImplementedError:
+                pass
+        return iter(connector.full_load()), None, "full"
+
+    def _classify(self, item: Item) -> _Message:
+        if isinstance(item, FailedDocument):
+            self._seen.setdefault(item.external_id, None)
+            return item
+        content_hash = item.content_hash
+        ext = item.external_id
+        stored = self._index.get(ext)
+        previous = self._seen.get(ext, "")
+        self._seen[ext] = content_hash
+        if previous == content_hash or (
+            not previous
+            and stored is not None
+            and stored.live
+            and stored.content_hash == content_hash
+        ):
+            return _Unchanged(item.size_bytes)
+        try:
+            chunks = self.chunker.chunk_document(item)
+        except Exception as exc:
+            return FailedDocument(
+                ext, item.uri, f"could not be split into chunks: {exc}", item.size_bytes
+            )
+        is_new = previous == "" and (stored is None or not stored.live)
+        return _Changed(item, content_hash, chunks, is_new)
+
+    def _put(self, message: _Message) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(message, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
+
+    # ------------------------------------------------------------------ writer (this thread)
+
+    def _write_loop(self) -> SyncOutcome:
+        batch = _Batch()
+        last_flush = time.monotonic()
+        rec = self.recorder
+        while True:
+            message = self._queue.get()
+            if isinstance(message, _Crash):
+                raise _as_connector_error(self.source, message.error)
+            if isinstance(message, _End):
+                self._commit(batch, end=message)
+                return SyncOutcome(rec.committed, message.cursor, message.mode)
+            rec.pending.docs_seen += 1
+            if isinstance(message, _Changed):
+                rec.pending.bytes_read += message.doc.size_bytes
+                batch.add(message)
+            elif isinstance(message, _Unchanged):
+                rec.pending.bytes_read += message.size_bytes
+                rec.pending.docs_unchanged += 1
+            else:
+                rec.pending.bytes_read += message.size_bytes
+                rec.failed(message.external_id, message.uri, message.reason)
+            full = (
+                batch.chunks >= self.options.batch_chunks or len(batch.docs) >= MAX_BATCH_DOCUMENTS
+            )
+            if full or time.monotonic() - last_flush > COUNTS_FLUSH_S:
+                self._commit(batch)
+                batch = _Batch()
+                last_flush = time.monotonic()
+
+    def _commit(self, batch: _Batch, end: _End | None = None) -> None:
+        """Embed the batch (outside any transaction), then write everything in one."""
+        docs = list(batch.docs.values())
+        texts = [c.embedding_text for d in docs for c in d.chunks]
+        vectors = (
+            self.embedder.embed_documents(texts)
+            if texts
+            else np.zeros((0, self.embedder.dimensions), dtype=np.float32)
+        )
+        writes = [_document_write(self.source, d) for d in docs]
+        rec = self.recorder
+        for d in docs:
+            if d.is_new:
+                rec.pending.docs_added += 1
+            else:
+                rec.pending.docs_updated += 1
+        with self.engine.begin() as conn:
+            rec.pending.chunks_written += repository.replace_documents(conn, writes, vectors)
+            if end is not None:
+                self._finish(conn, end, written_now={d.doc.external_id for d in docs})
+            rec.flush(conn)
+        rec.committed_ok()
+        self._written.update(d.doc.external_id for d in docs)
+        if self.on_commit is not None:
+            self.on_commit(rec.committed)
+
+    def _finish(self, conn: Connection, end: _End, written_now: set[str]) -> None:
+        """Deletions, and the count of documents the run left as they were."""
+        live_before = {ext for ext, s in self._index.items() if s.live}
+        keep = end.keep if end.keep is not None else set(self._seen)
+        gone = sorted((live_before | self._written | written_now) - keep)
+        deleted = repository.mark_deleted(conn, self.source, gone)
+        self.recorder.pending.docs_deleted += deleted
+        # Poll mode never yields documents the cursor says are unchanged: count them too.
+        untouched = live_before - set(self._seen) - set(gone)
+        self.recorder.pending.docs_unchanged += len(untouched)
+        # The cursor commits with the last batch it covers: a crash before this point
+        # replays the window (cheaply: committed documents hash as unchanged).
+        repository.save_sync_state(conn, self.source, sync_state(end.cursor), success=True)
+
+
+def sync_state(cursor: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What ``sources.sync_state`` holds: the connector's opaque cursor."""
+    return {"cursor": dict(cursor) if cursor is not None else None}
+
+
+def _document_write(source: str, item: _Changed) -> DocumentWrite:
+    doc = item.doc
+    return DocumentWrite(
+        source=source,
+        external_id=doc.external_id,
+        uri=doc.uri,
+        title=doc.title,
+        content_type=doc.content_type,
+        content_hash=item.content_hash,
+        content=doc.text,
+        metadata=doc.metadata,
+        collection=doc.collection,
+        path=doc.path,
+        level=doc.level,
+        # None (unknown) is stored as no principals: admins only, until a policy says more.
+        acl=tuple(doc.acl or ()),
+        size_bytes=doc.size_bytes,
+        modified_at=doc.modified_at,
+        chunks=item.chunks,
+    )
+
+
+def _as_connector_error(source: str, exc: BaseException) -> BaseException:
+    if isinstance(exc, KBError):
+        return exc
+    if not isinstance(exc, Exception):
+        return exc  # KeyboardInterrupt and friends pass through unchanged
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    detail = f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+    return ConnectorError(f"reading source {source!r} failed: {detail[:500]}")
+
+
+__all__ = ["DEFAULT_BATCH_CHUNKS", "Pipeline", "PipelineOptions", "SyncOutcome", "sync_state"]

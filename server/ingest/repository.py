@@ -1,0 +1,398 @@
+"""All SQL that writes sources, documents, chunks and ingest runs.
+
+Functions take a sync SQLAlchemy ``Connection`` and never commit: the caller owns the
+transaction, which is how a document's replacement (row update, old chunks out, new chunks
+in), the run counters and the source cursor land together or not at all.
+
+These are operator-side statements (the ingestion pipeline, ``kb sources``/``kb jobs`` and
+the admin API behind the admin role); none of them returns chunk or document content to a
+caller, so none takes an access filter.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from server.db.models import Chunk, Document, IngestFailure, IngestRun, Source
+from server.embeddings.base import Vectors
+from server.ingest.chunking import ChunkText
+
+# ---------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    name: str
+    kind: str
+    config: dict[str, Any]
+    origin: str
+    enabled: bool
+    sync_state: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    last_success_at: datetime | None
+
+
+def upsert_source(
+    conn: Connection, *, name: str, kind: str, config: Mapping[str, Any], origin: str, enabled: bool
+) -> None:
+    """Create the source or refresh its configuration; its cursor is kept."""
+    stmt = pg_insert(Source).values(
+        name=name, kind=kind, config=dict(config), origin=origin, enabled=enabled
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Source.name],
+        set_={
+            "kind": stmt.excluded.kind,
+            "config": stmt.excluded.config,
+            "origin": stmt.excluded.origin,
+            "enabled": stmt.excluded.enabled,
+            "updated_at": func.now(),
+        },
+    )
+    conn.execute(stmt)
+
+
+def get_source(conn: Connection, name: str, *, for_update: bool = False) -> SourceRow | None:
+    stmt = select(Source).where(Source.name == name)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).mappings().first()
+    return _source_row(row) if row else None
+
+
+def list_sources(conn: Connection) -> list[SourceRow]:
+    rows = conn.execute(select(Source).order_by(Source.name)).mappings().all()
+    return [_source_row(r) for r in rows]
+
+
+def _source_row(row: Any) -> SourceRow:
+    return SourceRow(
+        **{k: row[k] for k in SourceRow.__dataclass_fields__}  # same names as the columns
+    )
+
+
+def delete_source(conn: Connection, name: str) -> bool:
+    """Remove a source; its documents and chunks go with it (ON DELETE CASCADE)."""
+    return bool(conn.execute(delete(Source).where(Source.name == name)).rowcount)
+
+
+def save_sync_state(
+    conn: Connection, name: str, state: Mapping[str, Any], *, success: bool
+) -> None:
+    values: dict[str, Any] = {"sync_state": dict(state), "updated_at": func.now()}
+    if success:
+        values["last_success_at"] = func.now()
+    conn.execute(update(Source).where(Source.name == name).values(**values))
+
+
+def live_document_counts(conn: Connection) -> dict[str, int]:
+    """Documents per source that are not deleted (operator statistics)."""
+    rows = conn.execute(
+        select(Document.source, func.count())
+        .where(Document.deleted_at.is_(None))
+        .group_by(Document.source)
+    ).all()
+    return {str(source): int(n) for source, n in rows}
+
+
+# ---------------------------------------------------------------- documents and chunks
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    id: uuid.UUID
+    content_hash: str
+    live: bool
+
+
+def document_index(conn: Connection, source: str) -> dict[str, StoredDocument]:
+    """external id -> (id, hash, live) for every document of a source ever stored."""
+    rows = conn.execute(
+        select(Document.external_id, Document.id, Document.content_hash, Document.deleted_at).where(
+            Document.source == source
+        )
+    ).all()
+    return {ext: StoredDocument(doc_id, h, deleted is None) for ext, doc_id, h, deleted in rows}
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    """A document's new state and its chunks, ready to replace whatever is stored."""
+
+    source: str
+    external_id: str
+    uri: str
+    title: str
+    content_type: str
+    content_hash: str
+    content: str
+    metadata: Mapping[str, Any]
+    collection: str
+    path: str
+    level: int
+    acl: tuple[str, ...]
+    size_bytes: int
+    modified_at: datetime | None
+    chunks: Sequence[ChunkText]
+
+
+_CHUNK_COLUMNS = (
+    "document_id",
+    "ordinal",
+    "heading",
+    "text",
+    "token_count",
+    "embedding",
+    "source",
+    "collection",
+    "path",
+    "level",
+    "acl",
+    "content_type",
+    "doc_metadata",
+    "modified_at",
+)
+_COPY_CHUNKS = f"COPY chunks ({', '.join(_CHUNK_COLUMNS)}) FROM STDIN"
+
+
+def replace_documents(conn: Connection, docs: Sequence[DocumentWrite], vectors: Vectors) -> int:
+    """Upsert ``docs``, drop their old chunks and insert the new ones; returns chunks written.
+
+    ``vectors`` holds one row per chunk, in document order then chunk order. Runs inside the
+    caller's transaction, so readers see either the old document or the new one.
+    """
+    if not docs:
+        return 0
+    rows = [
+        {
+            "source": d.source,
+            "external_id": d.external_id,
+            "uri": d.uri,
+            "title": d.title,
+            "content_type": d.content_type,
+            "content_hash": d.content_hash,
+            "content": d.content,
+            "metadata_": dict(d.metadata),
+            "collection": d.collection,
+            "path": d.path,
+            "level": d.level,
+            "acl": list(d.acl),
+            "size_bytes": d.size_bytes,
+            "modified_at": d.modified_at,
+            "deleted_at": None,
+        }
+        for d in docs
+    ]
+    base = pg_insert(Document).values(rows)
+    excluded = base.excluded
+    stmt = base.on_conflict_do_update(
+        index_elements=[Document.source, Document.external_id],
+        set_={
+            **{
+                col: getattr(excluded, col)
+                for col in (
+                    "uri",
+                    "title",
+                    "content_type",
+                    "content_hash",
+                    "content",
+                    "collection",
+                    "path",
+                    "level",
+                    "acl",
+                    "size_bytes",
+                    "modified_at",
+                )
+            },
+            "metadata": excluded.metadata,
+            "deleted_at": None,
+            "updated_at": func.now(),
+        },
+    ).returning(Document.external_id, Document.id)
+    ids = {ext: doc_id for ext, doc_id in conn.execute(stmt).all()}
+    conn.execute(delete(Chunk).where(Chunk.document_id.in_(list(ids.values()))))
+    return _copy_chunks(conn, docs, ids, vectors)
+
+
+def _copy_chunks(
+    conn: Connection,
+    docs: Sequence[DocumentWrite],
+    ids: Mapping[str, uuid.UUID],
+    vectors: Vectors,
+) -> int:
+    total = sum(len(d.chunks) for d in docs)
+    if vectors.shape[0] != total:
+        raise ValueError(f"{vectors.shape[0]} vectors for {total} chunks")
+    if not total:
+        return 0
+    raw: Any = conn.connection.driver_connection
+    i = 0
+    with raw.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
+        for d in docs:
+            meta = json.dumps(dict(d.metadata), default=str)
+            acl = list(d.acl)
+            for chunk in d.chunks:
+                copy.write_row(
+                    (
+                        ids[d.external_id],
+                        chunk.ordinal,
+                        chunk.heading,
+                        chunk.text,
+                        chunk.token_count,
+                        _vector_literal(vectors[i]),
+                        d.source,
+                        d.collection,
+                        d.path,
+                        d.level,
+                        acl,
+                        d.content_type,
+                        meta,
+                        d.modified_at,
+                    )
+                )
+                i += 1
+    return total
+
+
+def _vector_literal(vector: np.ndarray[Any, Any]) -> str:
+    return "[" + ",".join(f"{x:.8g}" for x in vector.tolist()) + "]"
+
+
+def mark_deleted(conn: Connection, source: str, external_ids: Iterable[str]) -> int:
+    """Soft-delete documents and hard-delete their chunks, so they leave search at once."""
+    wanted = list(external_ids)
+    if not wanted:
+        return 0
+    doc_ids = (
+        conn.execute(
+            update(Document)
+            .where(
+                and_(
+                    Document.source == source,
+                    Document.external_id.in_(wanted),
+                    Document.deleted_at.is_(None),
+                )
+            )
+            .values(deleted_at=func.now(), updated_at=func.now())
+            .returning(Document.id)
+        )
+        .scalars()
+        .all()
+    )
+    if doc_ids:
+        conn.execute(delete(Chunk).where(Chunk.document_id.in_(doc_ids)))
+    return len(doc_ids)
+
+
+# ---------------------------------------------------------------- ingest runs
+
+
+def create_run(conn: Connection, source: str, *, trigger: str, status: str = "queued") -> int:
+    values: dict[str, Any] = {"source": source, "trigger": trigger, "status": status}
+    if status == "running":
+        values.update(started_at=func.now(), heartbeat_at=func.now())
+    return int(
+        conn.execute(insert(IngestRun).values(**values).returning(IngestRun.id)).scalar_one()
+    )
+
+
+def delete_run(conn: Connection, run_id: int) -> None:
+    conn.execute(delete(IngestRun).where(IngestRun.id == run_id))
+
+
+def update_run(conn: Connection, run_id: int, **values: Any) -> None:
+    conn.execute(update(IngestRun).where(IngestRun.id == run_id).values(**values))
+
+
+def add_run_counts(conn: Connection, run_id: int, counts: Mapping[str, int]) -> None:
+    """Add deltas to the counters and touch the heartbeat."""
+    values: dict[str, Any] = {
+        name: getattr(IngestRun, name) + delta for name, delta in counts.items() if delta
+    }
+    values["heartbeat_at"] = func.now()
+    conn.execute(update(IngestRun).where(IngestRun.id == run_id).values(**values))
+
+
+def add_failures(conn: Connection, run_id: int, failures: Sequence[tuple[str, str, str]]) -> None:
+    """(external_id, uri, reason) per failed document."""
+    if failures:
+        conn.execute(
+            insert(IngestFailure),
+            [{"run_id": run_id, "external_id": e, "uri": u, "reason": r} for e, u, r in failures],
+        )
+
+
+def get_run(conn: Connection, run_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(IngestRun).where(IngestRun.id == run_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def list_runs(
+    conn: Connection, *, source: str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    stmt = select(IngestRun).order_by(IngestRun.id.desc()).limit(limit)
+    if source is not None:
+        stmt = stmt.where(IngestRun.source == source)
+    return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+
+def latest_runs(conn: Connection) -> dict[str, dict[str, Any]]:
+    """The newest run of every source."""
+    newest = select(func.max(IngestRun.id)).group_by(IngestRun.source).scalar_subquery()
+    rows = conn.execute(select(IngestRun).where(IngestRun.id.in_(newest))).mappings().all()
+    return {str(r["source"]): dict(r) for r in rows}
+
+
+def run_failures(conn: Connection, run_id: int, *, limit: int = 1000) -> list[dict[str, Any]]:
+    stmt = (
+        select(IngestFailure.external_id, IngestFailure.uri, IngestFailure.reason, IngestFailure.at)
+        .where(IngestFailure.run_id == run_id)
+        .order_by(IngestFailure.id)
+        .limit(limit)
+    )
+    return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+
+def runs_of_jobs(conn: Connection, job_ids: Sequence[int], statuses: Sequence[str]) -> list[int]:
+    if not job_ids:
+        return []
+    stmt = select(IngestRun.id).where(
+        and_(IngestRun.job_id.in_(list(job_ids)), IngestRun.status.in_(list(statuses)))
+    )
+    return [int(i) for i in conn.execute(stmt).scalars().all()]
+
+
+__all__ = [
+    "DocumentWrite",
+    "SourceRow",
+    "StoredDocument",
+    "add_failures",
+    "add_run_counts",
+    "create_run",
+    "delete_run",
+    "delete_source",
+    "document_index",
+    "get_run",
+    "get_source",
+    "latest_runs",
+    "list_runs",
+    "list_sources",
+    "live_document_counts",
+    "mark_deleted",
+    "replace_documents",
+    "run_failures",
+    "runs_of_jobs",
+    "save_sync_state",
+    "update_run",
+    "upsert_source",
+]

@@ -1,0 +1,195 @@
+"""One sync of one source, start to finish: the entry point every door uses.
+
+The worker task, ``kb sync --inline`` and ``kb serve --load-examples`` all call
+:func:`run_sync`. It refreshes the configured sources, takes a per-source advisory lock
+(so an inline run and a worker run of one source never interleave, whatever procrastinate
+knows), records the run, drives the :class:`~server.ingest.pipeline.Pipeline`, and closes
+the run as succeeded or failed with a clear error. Blocking: call it from a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from server.embeddings.base import Embedder
+from server.errors import DatabaseUnavailable, InvalidRequest, KBError
+from server.ingest import repository, runs
+from server.ingest.chunking import Chunker
+from server.ingest.pipeline import DEFAULT_BATCH_CHUNKS, Pipeline, PipelineOptions, sync_state
+from server.ingest.runs import RunCounts, RunRecorder
+from server.ingest.sources import open_connector, resolve_config, upsert_configured_sources
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOCK_NAMESPACE = "kb.sync:"
+
+
+class SyncBusy(InvalidRequest):
+    """Another sync of the same source is running (in a worker or inline)."""
+
+
+class SourceDisabled(InvalidRequest):
+    """The source is disabled in its configuration."""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    run_id: int
+    status: str
+    counts: RunCounts
+    error: str | None = None
+
+
+def run_sync(
+    settings: Settings,
+    engine: Engine,
+    embedder: Embedder,
+    name: str,
+    *,
+    run_id: int | None = None,
+    trigger: str = "manual",
+    full: bool = False,
+    worker: str | None = None,
+    job_id: int | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_commit: Callable[[RunCounts], None] | None = None,
+) -> SyncResult:
+    """Sync ``name`` now. Raises on a failed run (after recording it), so job retries see it."""
+    with engine.begin() as conn:
+        upsert_configured_sources(conn, settings)
+        config = resolve_config(conn, settings, name)
+    if not config.enabled:
+        raise SourceDisabled(f"source {name!r} is disabled")
+    with engine.connect() as lock_conn:
+        if not _try_lock(lock_conn, name):
+            raise SyncBusy(f"a sync of source {name!r} is already running")
+        try:
+            return _locked_sync(
+                settings,
+                engine,
+                embedder,
+                name,
+                config_kind=config.kind,
+                run_id=run_id,
+                trigger=trigger,
+                full=full,
+                worker=worker,
+                job_id=job_id,
+                on_start=on_start,
+                on_commit=on_commit,
+                config=config,
+            )
+        finally:
+            _unlock(lock_conn, name)
+
+
+def _locked_sync(
+    settings: Settings,
+    engine: Engine,
+    embedder: Embedder,
+    name: str,
+    *,
+    config_kind: str,
+    run_id: int | None,
+    trigger: str,
+    full: bool,
+    worker: str | None,
+    job_id: int | None,
+    on_start: Callable[[int], None] | None,
+    on_commit: Callable[[RunCounts], None] | None,
+    config: Any,
+) -> SyncResult:
+    with engine.begin() as conn:
+        source = repository.get_source(conn, name)
+        state = dict(source.sync_state) if source else {}
+        run_id = runs.start_run(
+            conn,
+            name,
+            run_id=run_id,
+            trigger=trigger,
+            worker=worker,
+            job_id=job_id,
+            cursor_before=state,
+        )
+    if on_start is not None:
+        on_start(run_id)
+    log.info("sync of %s (%s) started as run %d", name, config_kind, run_id)
+    recorder = RunRecorder(run_id)
+    batch = settings.ingest.embed_batch_size or max(
+        DEFAULT_BATCH_CHUNKS, settings.embedding.batch_size
+    )
+    pipeline = Pipeline(
+        engine,
+        embedder,
+        Chunker(embedder, settings.embedding.max_tokens),
+        source=name,
+        recorder=recorder,
+        options=PipelineOptions(batch_chunks=batch, full=full),
+        on_commit=on_commit,
+    )
+    try:
+        connector = open_connector(config, settings)
+        outcome = pipeline.run(connector, state.get("cursor"))
+    except BaseException as exc:
+        message = _failure_message(exc)
+        log.warning("sync of %s failed (run %d): %s", name, run_id, message)
+        try:
+            runs.finish_run(engine, run_id, status="failed", error=message)
+        except DBAPIError:
+            log.exception("could not record the failure of run %d", run_id)
+        if isinstance(exc, DBAPIError):
+            raise DatabaseUnavailable(
+                f"the knowledge-base database failed during the sync: {message}"
+            ) from None
+        raise
+    runs.finish_run(engine, run_id, status="succeeded", cursor_after=sync_state(outcome.cursor))
+    c = outcome.counts
+    log.info(
+        "sync of %s done (run %d, %s): %d seen, %d added, %d updated, %d unchanged, "
+        "%d deleted, %d failed, %d chunks",
+        name, run_id, outcome.mode, c.docs_seen, c.docs_added, c.docs_updated,
+        c.docs_unchanged, c.docs_deleted, c.docs_failed, c.chunks_written,
+    )  # fmt: skip
+    return SyncResult(run_id, "succeeded", outcome.counts)
+
+
+def _failure_message(exc: BaseException) -> str:
+    if isinstance(exc, KBError):
+        return exc.message
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig if exc.orig is not None else exc
+        first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+        return f"{orig.__class__.__name__}: {first}"[:500]
+    if isinstance(exc, Exception):
+        return f"internal error: {exc.__class__.__name__}"
+    return f"interrupted ({exc.__class__.__name__})"
+
+
+def _try_lock(conn: Connection, name: str) -> bool:
+    got = conn.execute(
+        text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"),
+        {"key": LOCK_NAMESPACE + name},
+    ).scalar_one()
+    conn.commit()
+    return bool(got)
+
+
+def _unlock(conn: Connection, name: str) -> None:
+    try:
+        conn.execute(
+            text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"),
+            {"key": LOCK_NAMESPACE + name},
+        )
+        conn.commit()
+    except DBAPIError:
+        log.warning("releasing the sync lock of %s failed", name, exc_info=True)
+
+
+__all__ = ["SourceDisabled", "SyncBusy", "SyncResult", "run_sync"]

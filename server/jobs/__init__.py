@@ -1,0 +1,1 @@
+"""Ingestion jobs on procrastinate: the queue, the tasks, enqueueing, the worker."""

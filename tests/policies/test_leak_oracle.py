@@ -1,0 +1,323 @@
+"""The leak oracle: random corpora, policies and callers; SQL filter vs plain Casbin.
+
+For each example: documents with random attributes and ACLs (and chunks with random unit
+vectors) go into one shared database (truncated between examples); a random policy
+(allows, denies, conditions, clearance, role and collection hierarchies, sometimes rules
+that cannot be compiled) and a random caller are drawn. The oracle is ``enforce()`` on an
+enforcer holding the full model and every rule, called for every document. Checked:
+
+* the SQL predicate and the per-row re-check agree exactly;
+* no returned document or chunk is one the oracle denies;
+* for policies that compile fully: exactly the oracle's documents, and exactly the
+  oracle's top-k chunks (exact scan and HNSW with iterative scan);
+* ``explain`` agrees with what the filter returns.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Connection, Engine, insert, select, text
+
+from policies.access import AccessFilter, AuthzColumns, RowAttributes
+from policies.engine import PolicyEngine
+from policies.enforcer import build_enforcer, enforce
+from policies.explain import explain
+from policies.identity import Caller
+from policies.rules import AccessRule, CollectionLink, PolicySet, RoleLink
+from server.db.models import Chunk, Document, Source
+
+DIM = 384
+SOURCES = ["s1", "s2", "s3"]
+PRINCIPALS = [
+    "user:alice",
+    "user:bob",
+    "user:carol",
+    "group:eng",
+    "group:hr",
+    "email:a@x.io",
+    "svc:bot",
+]
+ROLES = ["role:r1", "role:r2", "role:r3", "role:admin"]
+# LIKE metacharacters and the escape character on purpose.
+COLLECTIONS = ["eng", "eng/team-a", "eng/team-a/x", "eng/b", "hr", "hr/pay", "h%", "h%/a", "h_", "hx", "a\\b", "a/b"]
+PATHS = ["/hr/x/payroll", "/hr/x/salary", "/hr_/a", "/h%/b", "/eng/a.md", "/eng/b/c.md", "/", "", "/HR/x"]
+PATH_PREFIXES = ["/hr/", "/hr", "/h%", "/hr_/", "/eng/", "/", "/eng/b/c.md", "/HR/", "/h_"]
+CONTENT_TYPES = ["text/plain", "application/pdf", "text/markdown"]
+DOC_IDS = [str(uuid.UUID(int=0xD0C0000 + i)) for i in range(12)]
+BROKEN_OBJECTS = ["bogus:x", "collection:/bad", "path:/hr/*/salary", "doc:not-a-uuid", "acl:other"]
+BROKEN_CONDITIONS = ['metadata.team > "a"', 'title == "x"', "level <= \"2\"", 'metadata.a.b == "x"']
+
+meta_values = st.sampled_from(["a", "b", "c", ["a"], 1, True, None])
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> list[dict[str, Any]]:
+    n = draw(st.integers(min_value=1, max_value=len(DOC_IDS)))
+    docs = []
+    for i in range(n):
+        metadata = {}
+        for key in ("team", "region"):
+            if draw(st.booleans()):
+                metadata[key] = draw(meta_values)
+        docs.append(
+            {
+                "id": uuid.UUID(DOC_IDS[i]),
+                "source": draw(st.sampled_from(SOURCES)),
+                "external_id": f"e{i}",
+                "uri": f"kb://{i}",
+                "title": f"doc {i}",
+                "content_type": draw(st.sampled_from(CONTENT_TYPES)),
+                "content_hash": "h",
+                "collection": draw(st.sampled_from(COLLECTIONS)),
+                "path": draw(st.sampled_from(PATHS)),
+                "level": draw(st.integers(0, 4)),
+                "acl": sorted(draw(st.sets(st.sampled_from(PRINCIPALS + ROLES[:2]), max_size=3))),
+                "metadata_": metadata,
+                "chunks": draw(st.integers(1, 3)),
+            }
+        )
+    return docs
+
+
+def _clause(draw: st.DrawFn) -> str:
+    kind = draw(st.integers(0, 6))
+    if kind == 0:
+        return f'content_type == "{draw(st.sampled_from(CONTENT_TYPES))}"'
+    if kind == 1:
+        return f'content_type != "{draw(st.sampled_from(CONTENT_TYPES))}"'
+    if kind == 2:
+        key = draw(st.sampled_from(["team", "region"]))
+        op = draw(st.sampled_from(["==", "!="]))
+        return f'metadata.{key} {op} "{draw(st.sampled_from(["a", "b", "c"]))}"'
+    if kind == 3:
+        values = draw(st.lists(st.sampled_from(["a", "b", "c"]), max_size=2, unique=True))
+        return "metadata.team in [" + ", ".join(f'"{v}"' for v in values) + "]"
+    if kind == 4:
+        return f"level {draw(st.sampled_from(['<=', '>=', '==']))} {draw(st.integers(0, 4))}"
+    if kind == 5:
+        values = draw(st.lists(st.sampled_from(CONTENT_TYPES), min_size=1, max_size=2, unique=True))
+        return "content_type in [" + ", ".join(f'"{v}"' for v in values) + "]"
+    return draw(st.sampled_from(BROKEN_CONDITIONS))
+
+
+@st.composite
+def rules(draw: st.DrawFn, broken: bool) -> AccessRule:
+    kind = draw(st.integers(0, 7 if broken else 6))
+    if kind == 0:
+        obj = "*"
+    elif kind == 1:
+        obj = "acl:source"
+    elif kind == 2:
+        obj = "collection:" + draw(st.sampled_from([*COLLECTIONS, "sales", "eng/team"]))
+    elif kind == 3:
+        obj = "path:" + draw(st.sampled_from(PATH_PREFIXES))
+    elif kind == 4:
+        obj = "source:" + draw(st.sampled_from(SOURCES))
+    elif kind == 5:
+        obj = "doc:" + draw(st.sampled_from(DOC_IDS))
+    elif kind == 6:
+        obj = "acl:source" if draw(st.booleans()) else "collection:eng"
+    else:
+        obj = draw(st.sampled_from(BROKEN_OBJECTS))
+    effect = draw(st.sampled_from(["allow", "allow", "deny"]))
+    max_level = draw(st.none() | st.integers(0, 4)) if effect == "allow" or broken else None
+    clauses = [_clause(draw) for _ in range(draw(st.integers(0, 2)))]
+    if not broken:
+        clauses = [c for c in clauses if c not in BROKEN_CONDITIONS]
+    subject = draw(st.sampled_from(PRINCIPALS + ROLES[:3]))
+    return AccessRule(subject, obj, effect, max_level, " && ".join(clauses))
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> tuple[PolicySet, frozenset[str]]:
+    broken = draw(st.integers(0, 3)) == 0
+    items: list[Any] = draw(st.lists(rules(broken), max_size=8))
+    for _ in range(draw(st.integers(0, 5))):
+        member = draw(st.sampled_from(PRINCIPALS + ROLES[:3]))
+        role = draw(st.sampled_from(ROLES[:3] + (["role:admin"] if draw(st.integers(0, 9)) == 0 else [])))
+        items.append(RoleLink(member, role))
+    for _ in range(draw(st.integers(0, 3))):
+        child = draw(st.sampled_from([*COLLECTIONS, "sales"]))
+        parent = draw(st.sampled_from([*COLLECTIONS, "sales"]))
+        items.append(CollectionLink(child, parent))
+    admins = frozenset(draw(st.sets(st.sampled_from(PRINCIPALS), max_size=1))) if draw(st.integers(0, 9)) == 0 else frozenset()
+    return PolicySet.of(items), admins
+
+
+callers = st.lists(st.sampled_from(PRINCIPALS + ["role:r1"]), min_size=1, max_size=3, unique=True)
+
+
+@dataclass
+class Corpus:
+    docs: list[dict[str, Any]]
+    chunk_ids: list[int]
+    chunk_doc: dict[int, str]
+    vectors: dict[int, np.ndarray]
+
+
+def _load(conn: Connection, docs: list[dict[str, Any]], seed: int) -> Corpus:
+    conn.execute(text("TRUNCATE chunks, documents"))
+    rng = np.random.default_rng(seed)
+    conn.execute(insert(Document), [{k: v for k, v in d.items() if k != "chunks"} for d in docs])
+    rows = []
+    for d in docs:
+        for ordinal in range(d["chunks"]):
+            vec = rng.standard_normal(DIM).astype(np.float32)
+            vec /= np.linalg.norm(vec)
+            rows.append(
+                {
+                    "document_id": d["id"],
+                    "ordinal": ordinal,
+                    "text": f"chunk {ordinal}",
+                    "embedding": vec,
+                    "source": d["source"],
+                    "collection": d["collection"],
+                    "path": d["path"],
+                    "level": d["level"],
+                    "acl": d["acl"],
+                    "content_type": d["content_type"],
+                    "doc_metadata": d["metadata_"],
+                }
+            )
+    ids = list(conn.execute(insert(Chunk).returning(Chunk.id, Chunk.document_id), rows).all())
+    conn.commit()
+    vectors = {cid: r["embedding"] for (cid, _), r in zip(ids, rows, strict=True)}
+    return Corpus(docs, [cid for cid, _ in ids], {cid: str(did) for cid, did in ids}, vectors)
+
+
+def attrs(d: dict[str, Any]) -> RowAttributes:
+    return RowAttributes(
+        document_id=str(d["id"]),
+        source=d["source"],
+        collection=d["collection"],
+        path=d["path"],
+        level=d["level"],
+        acl=tuple(d["acl"]),
+        content_type=d["content_type"],
+        metadata=d["metadata_"],
+    )
+
+
+def _chunk_query(conn: Connection, access: AccessFilter, q: np.ndarray, k: int) -> list[int]:
+    cols = AuthzColumns.of_chunks(Chunk)
+    stmt = (
+        select(Chunk.id)
+        .where(access.where(cols))
+        .order_by(Chunk.embedding.cosine_distance(q))
+        .limit(k)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def _distances(corpus: Corpus, ids: list[int], q: np.ndarray) -> np.ndarray:
+    return np.sort(np.array([1.0 - float(np.dot(corpus.vectors[i], q)) for i in ids]))
+
+
+@pytest.fixture(scope="module")
+def prepared(sync_engine: Engine) -> Engine:
+    with sync_engine.begin() as conn:
+        conn.execute(insert(Source), [{"name": s, "kind": "files"} for s in SOURCES])
+    return sync_engine
+
+
+EXAMPLES = int(os.environ.get("KB_LEAK_ORACLE_EXAMPLES", "1000"))
+
+
+def test_filter_never_leaks_and_matches_the_oracle(prepared: Engine) -> None:
+    stats = {"n": 0, "compilable": 0, "allowed": 0}
+
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        docs=documents(),
+        policy=policies(),
+        principals=callers,
+        seed=st.integers(0, 2**32 - 1),
+        k=st.integers(1, 8),
+    )
+    def check(
+        docs: list[dict[str, Any]],
+        policy: tuple[PolicySet, frozenset[str]],
+        principals: list[str],
+        seed: int,
+        k: int,
+    ) -> None:
+        compilable, allowed = check_one(prepared, docs, policy, principals, seed, k)
+        stats["n"] += 1
+        stats["compilable"] += compilable
+        stats["allowed"] += allowed
+
+    check()
+    assert stats["n"] >= EXAMPLES
+    assert stats["compilable"] >= EXAMPLES // 2
+    assert stats["allowed"] >= EXAMPLES // 4
+
+
+def check_one(
+    prepared: Engine,
+    docs: list[dict[str, Any]],
+    policy: tuple[PolicySet, frozenset[str]],
+    principals: list[str],
+    seed: int,
+    k: int,
+) -> tuple[bool, bool]:
+    policy_set, admins = policy
+    engine = PolicyEngine.of(policy_set, version=1, admin_principals=admins)
+    access = engine.filter_for(Caller.of(*principals))
+    compilable = not engine.snapshot.problems
+    oracle_enforcer = build_enforcer(
+        [
+            [r.subject, r.object, r.effect, "" if r.max_level is None else str(r.max_level), r.when]
+            for r in policy_set.rules
+        ],
+        roles=[(g.member, g.role) for g in policy_set.roles],
+        collections=[(c.child, c.parent) for c in policy_set.collections],
+        admin_principals=admins,
+    )
+    oracle = {str(d["id"]) for d in docs if enforce(oracle_enforcer, principals, attrs(d))}
+
+    with prepared.connect() as conn:
+        corpus = _load(conn, docs, seed)
+        stmt = select(Document.id).where(access.where(AuthzColumns.of_documents(Document)))
+        via_sql = {str(i) for i in conn.execute(stmt).scalars()}
+        rechecked = {str(d["id"]) for d in docs if access.permits(attrs(d))}
+        assert via_sql == rechecked, "the SQL predicate and the Casbin re-check disagree"
+        assert via_sql <= oracle, f"leak: {sorted(via_sql - oracle)}"
+        if compilable:
+            assert via_sql == oracle
+
+        for d in docs:
+            assert explain(engine.snapshot, principals, attrs(d)).allowed == (str(d["id"]) in via_sql)
+
+        q = np.random.default_rng(seed + 1).standard_normal(DIM).astype(np.float32)
+        q /= np.linalg.norm(q)
+        allowed_chunks = [c for c in corpus.chunk_ids if corpus.chunk_doc[c] in via_sql]
+        expected = _distances(corpus, allowed_chunks, q)[:k]
+
+        conn.commit()
+        with conn.begin():
+            conn.execute(text("SET LOCAL enable_indexscan = off"))  # exact scan
+            exact = _chunk_query(conn, access, q, k)
+        with conn.begin():
+            conn.execute(text("SET LOCAL enable_seqscan = off"))  # force the HNSW index
+            conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            approx = _chunk_query(conn, access, q, k)
+    for found in (exact, approx):
+        assert {corpus.chunk_doc[c] for c in found} <= oracle, "leak in top-k"
+        assert {corpus.chunk_doc[c] for c in found} <= via_sql
+        # Top-k among the allowed rows: nothing lost to authorization.
+        assert np.allclose(_distances(corpus, found, q), expected, atol=1e-5)
+    return compilable, bool(via_sql)
