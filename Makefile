@@ -39,7 +39,7 @@ typecheck: $(STAMP)
 node:
 	@bash tests/node/install.sh
 
-pytest: $(STAMP)
+pytest: $(STAMP) node
 	@echo "==> pytest"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

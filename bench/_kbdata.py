@@ -202,6 +202,29 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
+CACHE_DIR = Path(os.environ.get("KB_BENCH_CACHE", Path(tempfile.gettempdir()) / "kb-bench-cache"))
+
+
+def embed_cached(embedder: Any, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+    """Embed ``texts``, reusing an earlier run's vectors for the same model and texts."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(f"{embedder.name}|{query}|".encode())
+    for t in texts:
+        digest.update(t.encode() + b"\x00")
+    path = CACHE_DIR / f"{digest.hexdigest()[:24]}.npy"
+    if path.exists():
+        return np.load(path)
+    if query:
+        vectors = np.asarray([embedder.embed_query(t) for t in texts], dtype=np.float32)
+    else:
+        vectors = np.asarray(embedder.embed_documents(list(texts)), dtype=np.float32)
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
 def load_embedder() -> Any:
     from server.embeddings import load_embedder as load
     from server.settings import EmbeddingSettings

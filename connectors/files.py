@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from connectors.acl_rules import PathRule, Placement, PlacementResolver
 from connectors.base import ConnectorContext, FailedDocument, Item, SourceDocument
@@ -32,6 +32,7 @@ from connectors.config import SourceConfigBase
 from connectors.file_walk import FileEntry, TreeWalker
 from connectors.globs import GlobSet
 from connectors.parsers import SUPPORTED_EXTENSIONS, parse_bytes
+from connectors.principals import validate_principals
 from server.errors import DocumentParseError
 
 # Bump when parsing changes what a file yields, so the next poll re-reads every file.
@@ -42,6 +43,11 @@ DEFAULT_EXCLUDE = [".*", "~$*", "*.tmp", "__pycache__/"]
 
 class FilesSourceConfig(SourceConfigBase):
     """A folder tree of documents."""
+
+    @field_validator("acl")
+    @classmethod
+    def _source_principals(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else validate_principals(value)
 
     kind: Literal["files"] = Field(description="Always 'files'.")
     root: str = Field(

@@ -100,12 +100,11 @@ class SqlConnector:
 
     def scan_ids(self) -> set[str]:
         ids: set[str] = set()
-        with self._session.read_only() as conn, self._session.errors("read"):
+        with self._session.read_only() as conn:
             for entry in self.config.tables:
                 source = _source(entry)
                 stmt = sa.select(*[source.c[c] for c in entry.primary_key])
-                result = conn.execution_options(yield_per=self.config.batch_size).execute(stmt)
-                for row in result:
+                for row in self._session.stream(conn, stmt, self.config.batch_size):
                     if not any(v is None for v in row):
                         ids.add(external_id(entry, tuple(row)))
         return ids
@@ -119,12 +118,9 @@ class SqlConnector:
         with self._session.read_only() as conn:
             for entry, since in plan:
                 renderer = RowRenderer(self.config, entry, self._session.locator)
-                with self._session.errors("read"):
-                    result = conn.execution_options(yield_per=self.config.batch_size).execute(
-                        _rows_query(entry, since)
-                    )
-                    for row in result:
-                        yield renderer.render(row._mapping)
+                stmt = _rows_query(entry, since)
+                for row in self._session.stream(conn, stmt, self.config.batch_size):
+                    yield renderer.render(row._mapping)
 
     def _columns(self, conn: Connection, entry: SqlEntryConfig) -> set[str]:
         if entry.table is not None:

@@ -173,6 +173,11 @@ class SqlEntryConfig(BaseModel):
 class SqlSourceConfig(SourceConfigBase):
     """Rows of a relational database (Postgres, MySQL/MariaDB, SQLite, SQL Server)."""
 
+    @field_validator("acl")
+    @classmethod
+    def _source_principals(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else validate_principals(value)
+
     kind: Literal["sql"] = Field(description="Always 'sql'.")
     url: str = Field(
         description="SQLAlchemy URL, e.g. 'postgresql+psycopg://kb@db/hr', "

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import Executable
 
 from connectors.sql_config import ENV_REFERENCE, SqlSourceConfig
 from server.errors import ConnectorError
@@ -159,6 +160,21 @@ class SqlSession:
         except SQLAlchemyError as exc:
             raise ConnectorError(self.describe(exc, phase)) from None
 
+    def stream(self, conn: Connection, stmt: Executable, batch: int) -> Iterator[Row[Any]]:
+        """Rows of ``stmt`` fetched ``batch`` at a time through a server-side cursor."""
+        with self.errors("read"):
+            result = conn.execution_options(yield_per=batch).execute(stmt)
+        cursor = result.cursor
+        try:
+            with self.errors("read"):
+                yield from result
+        except BaseException:
+            _abandon_cursor(cursor)
+            raise
+        finally:
+            with suppress(Exception):
+                result.close()
+
     def describe(self, exc: SQLAlchemyError, phase: str) -> str:
         detail = self._scrub(_driver_message(exc))
         where = f"the database of source {self._config.name!r} ({self.locator})"
@@ -185,9 +201,28 @@ def _begin_read_only(conn: Connection) -> None:
     if name == "postgresql":
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
     elif name in ("mysql", "mariadb"):
+        # An unbuffered stream stalls while the pipeline embeds a batch; the server's default
+        # 60 s write timeout would cut it. A session setting, not a write to any data.
+        conn.exec_driver_sql("SET SESSION net_write_timeout = 3600")
         conn.exec_driver_sql("START TRANSACTION READ ONLY")
     elif name == "sqlite":
         conn.exec_driver_sql("PRAGMA query_only = ON")
+
+
+def _abandon_cursor(cursor: Any) -> None:
+    """Close a DBAPI cursor whose stream failed or was abandoned, without it raising later.
+
+    PyMySQL's unbuffered cursor drains the rest of its result when closed, and again when
+    garbage collected; with the connection gone that raises every time, so the result is
+    marked finished first. Other drivers' cursors just close.
+    """
+    result = getattr(cursor, "_result", None)
+    if result is not None and getattr(result, "unbuffered_active", False):
+        result.unbuffered_active = False
+    with suppress(Exception):
+        cursor.close()
+    if getattr(cursor, "connection", None) is not None and result is not None:
+        cursor.connection = None
 
 
 def _driver_message(exc: SQLAlchemyError) -> str:

@@ -105,7 +105,8 @@ def test_every_folder_has_a_valid_sidecar() -> None:
         sidecar = load_sidecar(folder / SIDECAR, f"{folder.name}/{SIDECAR}")
         assert isinstance(sidecar, Sidecar), sidecar
         assert sidecar.acl and sidecar.collection == folder.name
-        assert sidecar.level == (2 if folder.name == "finance" else 0 if folder.name == "public" else 1)
+        expected_level = {"public": 0, "finance": 2}.get(folder.name, 1)
+        assert sidecar.level == expected_level
 
 
 def test_files_connector_reads_the_whole_share() -> None:

@@ -28,6 +28,7 @@ _BOILERPLATE = (
 )
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _BLANK_RUNS = re.compile(r"\n\s*\n+")
+SHORT_PAGE_CHARS = 500
 
 
 def parse_html(data: bytes) -> ParsedDocument:
@@ -41,9 +42,12 @@ def parse_html(data: bytes) -> ParsedDocument:
     if isinstance(author, Tag) and clean_title(author.get("content")):
         metadata["author"] = clean_title(author.get("content"))
 
-    markdown = _main_content(data)
+    fallback = _fallback_text(soup)
+    # Trafilatura's boilerplate detection needs text mass: on a short page it falls back to
+    # everything (menus included) and flattens headings, so short pages use our own pass.
+    markdown = None if len(fallback) < SHORT_PAGE_CHARS else _main_content(data)
     if markdown is None:
-        markdown = _fallback_text(soup)
+        markdown = fallback
     sections, first_heading = markdown_sections(markdown)
     return ParsedDocument(MIME_HTML, sections, title or clean_title(first_heading), metadata)
 

@@ -57,6 +57,8 @@ def _load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
                 fh.write(pem)
             log.info("generated the development signing key in %s", path)
             return key
+    if path.stat().st_mode & 0o077:
+        log.warning("%s is readable by other users; it should be mode 0600", path)
     loaded = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
         raise ConfigError("the development signing key is not an EC key; delete it to regenerate")

@@ -151,8 +151,11 @@ class JwksSource:
 
     async def key_for(self, kid: str | None, alg: str) -> SigningKey:
         stale = time.monotonic() - self._loaded_at > self.ttl_s
-        if not self._keys or stale or self._file_changed():
-            await self.refresh(force=not self._keys or self._file_changed())
+        changed = self._file_changed()
+        if not self._keys or stale or changed:
+            # Rate-limited even with no keys yet, so an unreachable issuer is not hammered;
+            # a changed file is cheap to read and always reloaded.
+            await self.refresh(force=changed)
         key = self._match(kid, alg)
         if key is None and await self.refresh():
             key = self._match(kid, alg)

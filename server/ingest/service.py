@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
@@ -144,7 +145,7 @@ def _locked_sync(
             runs.finish_run(engine, run_id, status="failed", error=message)
         except DBAPIError:
             log.exception("could not record the failure of run %d", run_id)
-        if isinstance(exc, DBAPIError):
+        if isinstance(exc, DBAPIError | psycopg.Error):
             raise DatabaseUnavailable(
                 f"the knowledge-base database failed during the sync: {message}"
             ) from None
@@ -163,8 +164,9 @@ def _locked_sync(
 def _failure_message(exc: BaseException) -> str:
     if isinstance(exc, KBError):
         return exc.message
-    if isinstance(exc, DBAPIError):
-        orig = exc.orig if exc.orig is not None else exc
+    if isinstance(exc, DBAPIError | psycopg.Error):
+        # Our own database failed (COPY runs on the raw psycopg connection, hence both).
+        orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
         first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
         return f"{orig.__class__.__name__}: {first}"[:500]
     if isinstance(exc, Exception):

@@ -13,11 +13,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Text,
     and_,
     exists,
     func,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     true,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from policies.access import AccessFilter, AuthzColumns, RowAttributes
@@ -171,8 +173,8 @@ async def _tune_vector_scan(session: AsyncSession, ef_search: int, max_scan_tupl
         # selective this caller's predicate is, and would pick HNSW where an exact scan wins.
         "plan_cache_mode": "force_custom_plan",
     }
-    for name, value in settings.items():
-        await session.execute(select(func.set_config(name, value, True)))
+    # One round trip for all of them.
+    await session.execute(select(*(func.set_config(k, v, True) for k, v in settings.items())))
 
 
 async def count_allowed_chunks(
@@ -213,11 +215,33 @@ async def vector_candidates(
     return [Candidate(r.id, r.document_id, float(r.distance)) for r in ordered]
 
 
+KeywordMatch = Literal["all", "any"]
+
+
+def keyword_query(text: str, match: KeywordMatch) -> ColumnElement[Any]:
+    """The tsquery for ``text``.
+
+    ``all``: web-search syntax (every word, "quoted phrases", -excluded, OR), as typed.
+    ``any``: any of the words; chunks with more of them (closer together) still rank first.
+    Built from plainto_tsquery's canonical text, whose lexemes are already quoted, so the
+    swap of AND for OR cannot change how any lexeme parses.
+    """
+    if match == "all":
+        return func.websearch_to_tsquery("english", text)
+    as_and = func.cast(func.plainto_tsquery("english", text), Text)
+    return func.cast(func.replace(as_and, " & ", " | "), TSQUERY)
+
+
 async def keyword_candidates(
-    session: AsyncSession, access: AccessFilter, filters: SearchFilters, text: str, limit: int
+    session: AsyncSession,
+    access: AccessFilter,
+    filters: SearchFilters,
+    text: str,
+    limit: int,
+    match: KeywordMatch = "all",
 ) -> list[Candidate]:
-    """Chunks matching the words of ``text`` (web-search syntax), best cover density first."""
-    query = func.websearch_to_tsquery("english", text)
+    """Chunks matching the words of ``text``, best cover density first."""
+    query = keyword_query(text, match)
     rank = func.ts_rank_cd(Chunk.tsv, query)
     stmt = (
         select(Chunk.id, Chunk.document_id, rank.label("rank"))
@@ -235,6 +259,7 @@ async def load_chunks(
     chunk_ids: Sequence[int],
     *,
     query_text: str | None = None,
+    match: KeywordMatch = "all",
     headline_options: str = "",
 ) -> dict[int, ChunkRow]:
     """Chunks by id with their document's title and URI, re-checked; denied ids are absent."""
@@ -245,7 +270,7 @@ async def load_chunks(
         headline = func.ts_headline(
             "english",
             Chunk.text,
-            func.websearch_to_tsquery("english", query_text),
+            keyword_query(query_text, match),
             headline_options,
         )
     else:
@@ -440,12 +465,14 @@ __all__ = [
     "ChunkRow",
     "CollectionRow",
     "DocumentRow",
+    "KeywordMatch",
     "complete_documents",
     "count_allowed_chunks",
     "count_documents",
     "document_text_from_chunks",
     "get_document",
     "keyword_candidates",
+    "keyword_query",
     "list_documents",
     "load_chunks",
     "neighbour_chunk_ids",

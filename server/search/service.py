@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from policies.access import AccessFilter
 from server.db.engine import Database
@@ -74,6 +76,18 @@ class SearchTuning:
     # ef_search is max(this, candidates); max_scan_tuples bounds one iterative HNSW scan.
     ef_search: int = 100
     max_scan_tuples: int = 50_000
+    # Keyword matching: "auto" takes web-search syntax literally when the query uses it
+    # (quotes, -word, OR) and otherwise matches any of the words (ranked by cover density).
+    keyword_match: Literal["auto", "all", "any"] = "auto"
+
+
+_WEB_SYNTAX = re.compile(r'"|(^|\s)-\w|\sOR\s')
+
+
+def keyword_match(text: str, mode: Literal["auto", "all", "any"]) -> repo.KeywordMatch:
+    if mode != "auto":
+        return mode
+    return "all" if _WEB_SYNTAX.search(text) else "any"
 
 
 def _rrf(*rankings: Sequence[repo.Candidate]) -> dict[int, tuple[float, repo.Candidate]]:
@@ -159,7 +173,8 @@ class SearchService:
         t = self.tuning
         limit = min(t.max_candidates, max(t.min_candidates, top_k * t.candidates_per_hit))
 
-        keyword = asyncio.ensure_future(self._keyword(access, filters, text, limit))
+        match = keyword_match(text, t.keyword_match)
+        keyword = asyncio.ensure_future(self._keyword(access, filters, text, limit, match))
         try:
             embedding = await self._embedder.embed_query(text)
             vector = await self.vector_search(access, filters, embedding.tolist(), limit)
@@ -168,19 +183,27 @@ class SearchService:
             if not keyword.done():
                 keyword.cancel()
         ranked = best_chunk_per_document(_rrf(vector, lexical))
-        return SearchResult(query=text, hits=await self._hydrate(access, text, ranked, top_k))
+        hits = await self._hydrate(access, text, match, ranked, top_k)
+        return SearchResult(query=text, hits=hits)
 
     async def _keyword(
-        self, access: AccessFilter, filters: SearchFilters, text: str, limit: int
+        self,
+        access: AccessFilter,
+        filters: SearchFilters,
+        text: str,
+        limit: int,
+        match: repo.KeywordMatch,
     ) -> list[repo.Candidate]:
         async with self._db.sessions() as session:
-            return await repo.keyword_candidates(session, access, filters, text, limit)
+            return await repo.keyword_candidates(session, access, filters, text, limit, match)
 
     async def keyword_search(
         self, access: AccessFilter, filters: SearchFilters, text: str, limit: int
     ) -> list[repo.Candidate]:
         """The keyword branch alone (benchmarks and diagnostics)."""
-        return await self._keyword(access, check_filters(filters), check_query_text(text), limit)
+        text = check_query_text(text)
+        match = keyword_match(text, self.tuning.keyword_match)
+        return await self._keyword(access, check_filters(filters), text, limit, match)
 
     async def vector_search(
         self, access: AccessFilter, filters: SearchFilters, embedding: Sequence[float], limit: int
@@ -204,6 +227,7 @@ class SearchService:
         self,
         access: AccessFilter,
         text: str,
+        match: repo.KeywordMatch,
         ranked: list[tuple[float, repo.Candidate]],
         top_k: int,
     ) -> tuple[SearchHit, ...]:
@@ -216,6 +240,7 @@ class SearchService:
                 access,
                 [c.chunk_id for _, c in wanted],
                 query_text=text,
+                match=match,
                 headline_options=headline_options(snippet_chars),
             )
         hits: list[SearchHit] = []

@@ -121,9 +121,12 @@ def make_filters(
     before = parse_datetime(modified_before, "modified_before")
     if after is not None and before is not None and after >= before:
         raise InvalidRequest("filter modified_after must be earlier than modified_before")
+    wanted = tuple(dict.fromkeys(c.strip("/") for c in _values(collections, "collections")))
+    if "" in wanted:
+        raise InvalidRequest("filter collections must name a collection, not just '/'")
     return SearchFilters(
         sources=_values(sources, "sources"),
-        collections=tuple(c.strip("/") for c in _values(collections, "collections")),
+        collections=wanted,
         content_types=_values(content_types, "content_types"),
         modified_after=after,
         modified_before=before,

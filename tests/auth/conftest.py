@@ -69,7 +69,7 @@ def write_jwks(path: Path, *keys: KeyPair) -> Path:
 
 
 def claims_for(
-    audience: str, *, sub: str = "alice", scope: str = "kb.read", **extra: Any
+    audience: str, *, sub: str = "alice", scope: str | None = "kb.read", **extra: Any
 ) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {

@@ -225,7 +225,7 @@ def test_prod_without_issuer_starts_and_refuses_jwts(
     rsa_key: KeyPair,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="server.auth.service"):
+    with caplog.at_level(logging.INFO, logger="server.auth.service"):
         with serve(make_settings, db_target, embedder, mode="prod") as (url, settings):
             token = rsa_key.sign(claims_for(resource_uri(settings)))
             r = httpx.get(f"{url}/whoami", headers=bearer(token))

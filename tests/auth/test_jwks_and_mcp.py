@@ -126,3 +126,22 @@ def test_mcp_sdk_verifier_carries_our_caller(
         no_scope = rsa_key.sign(claims_for(aud, scope="openid"))
         r = httpx.get(f"{srv.url}/mcp", headers={"Authorization": f"Bearer {no_scope}"})
         assert r.status_code == 403 and "insufficient_scope" in r.headers["www-authenticate"]
+
+
+@pytest.mark.anyio
+async def test_unreachable_issuer_is_not_hammered(rsa_key: KeyPair) -> None:
+    issuer = JwksServer(rsa_key)
+    server = LiveServer(issuer.app)
+    url = f"{server.url}/jwks"
+    source = JwksSource(url=url, refresh_interval_s=3600, timeout_s=1)
+    # Nothing listens yet: the first lookup fails, the next ones do not even try.
+    with pytest.raises(KeyNotFound):
+        await source.key_for(rsa_key.kid, "RS256")
+    with server:
+        for _ in range(3):
+            with pytest.raises(KeyNotFound):
+                await source.key_for(rsa_key.kid, "RS256")
+        assert issuer.hits == 0
+        source.refresh_interval_s = 0
+        assert (await source.key_for(rsa_key.kid, "RS256")).kid == rsa_key.kid
+        assert issuer.hits == 1

@@ -36,7 +36,12 @@ def test_okta_groups_and_verified_email() -> None:
 
 def test_unverified_email_is_ignored() -> None:
     for verified in (False, "false", None, 1):
-        claims = {"sub": "u1", "email": "a@b.c", "email_verified": verified, "groups": []}
+        claims: dict[str, Any] = {
+            "sub": "u1",
+            "email": "a@b.c",
+            "email_verified": verified,
+            "groups": [],
+        }
         assert principals(claims) == {"user:u1"}
 
 

@@ -25,7 +25,9 @@ def make_pdf(path: Path, *, title: str = "Expense policy", author: str = "Financ
     pdf.set_author(author)
     pdf.set_font("Helvetica", size=12)
     pdf.add_page()
-    pdf.multi_cell(0, 10, "Expenses must be filed within 30 days.\nReceipts are required above 25 EUR.")
+    pdf.multi_cell(
+        0, 10, "Expenses must be filed within 30 days.\nReceipts are required above 25 EUR."
+    )
     pdf.add_page()
     pdf.multi_cell(0, 10, "Travel: economy class for flights under six hours.")
     data = bytes(pdf.output())
@@ -120,7 +122,13 @@ HTML_PAGE = """<!doctype html><html><head><title>Leave policy | Intranet</title>
 recognised as the main content of the page by the extractor.</p>
 <h2>Carry over</h2>
 <p>Up to five days may be carried over into the next calendar year with the approval
-of your manager. Requests go through the HR portal.</p></article>
+of your manager. Requests go through the HR portal.</p>
+<p>Leave that is not taken by the end of March lapses, unless the company asked you to
+postpone it for operational reasons; in that case it is paid out with the April salary.</p>
+<p>Part-time employees receive leave in proportion to their contractual hours, rounded up
+to the next half day. Questions go to the people team through the usual channels.</p></article>
+<div class="sidebar related-links">SIDEBAR-RELATED-LINKS: <a href="/a">Pensions</a>
+<a href="/b">Canteen menu</a> <a href="/c">Car park</a></div>
 <footer>FOOTER-COPYRIGHT-TEXT 2024 ACME Corporation</footer></body></html>"""
 
 MARKDOWN_DOC = """---

@@ -191,9 +191,10 @@ def test_poll_uses_cursor_and_lookback(source_db: SourceDb, context: ConnectorCo
     # Changed row, the row at the old cursor, the late row and the undated one; not row 2.
     assert set(got) == {"employees:1", "employees:3", "employees:4", "employees:9"}
     assert got["employees:1"].title == "Renamed"
-    assert datetime.fromisoformat(
-        cursor2["entries"]["employees"]["updated_at"]
-    ).replace(tzinfo=None) == T0
+    assert (
+        datetime.fromisoformat(cursor2["entries"]["employees"]["updated_at"]).replace(tzinfo=None)
+        == T0
+    )
 
     # Nothing changed: only rows inside the window (and undated rows) come back.
     items, cursor3 = connector.poll(cursor2)
@@ -241,9 +242,7 @@ def test_bad_rows_fail_alone(source_db: SourceDb, context: ConnectorContext) -> 
             {"id": 4, "name": "Bad principal", "readers": "email:"},
         ],
     )
-    cfg = config(
-        source_db, acl_columns="readers", collection_column="coll", level_column="lvl"
-    )
+    cfg = config(source_db, acl_columns="readers", collection_column="coll", level_column="lvl")
     items = list(SqlConnector(cfg, context).full_load())
     ok = [i for i in items if isinstance(i, SourceDocument)]
     failed = {i.external_id: i.reason for i in items if isinstance(i, FailedDocument)}

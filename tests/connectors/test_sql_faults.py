@@ -64,8 +64,15 @@ def test_check_refuses_a_query_that_skipped_validation(
         name="q", query="DELETE FROM t", primary_key=["id"], text_template="x", table=None
     )
     cfg = SqlSourceConfig.model_construct(
-        name="crm", kind="sql", url=source_db.url, tables=[entry], batch_size=100,
-        connect_timeout_seconds=5, collection="default", level=0, acl=None,
+        name="crm",
+        kind="sql",
+        url=source_db.url,
+        tables=[entry],
+        batch_size=100,
+        connect_timeout_seconds=5,
+        collection="default",
+        level=0,
+        acl=None,
     )
     with pytest.raises(ConnectorError, match="query 'q' refused: the query must be a SELECT"):
         SqlConnector(cfg, context).check()
@@ -103,9 +110,7 @@ def test_connection_refused_is_clear_and_hides_the_password(dialect: str, tmp_pa
     connector.close()
 
 
-def test_wrong_credentials_do_not_leak_the_password(
-    mariadb_db: SourceDb, tmp_path: Path
-) -> None:
+def test_wrong_credentials_do_not_leak_the_password(mariadb_db: SourceDb, tmp_path: Path) -> None:
     url = f"mysql+pymysql://nobody:${{PW}}@127.0.0.1:3306/{mariadb_db.name}"
     ctx = ConnectorContext(base_dir=tmp_path, max_file_bytes=1000, environ={"PW": PASSWORD})
     with pytest.raises(ConnectorError, match="Access denied") as info:
@@ -154,10 +159,14 @@ def _kill_connector_sessions(db: SourceDb) -> int:
             ).scalar()
         return int(killed or 0)
     with db.engine.connect() as conn:
-        ids = conn.exec_driver_sql(
-            "SELECT id FROM information_schema.processlist "
-            f"WHERE db = '{db.name}' AND id <> CONNECTION_ID() AND command <> 'Sleep'"
-        ).scalars().all()
+        ids = (
+            conn.exec_driver_sql(
+                "SELECT id FROM information_schema.processlist "
+                f"WHERE db = '{db.name}' AND id <> CONNECTION_ID() AND command <> 'Sleep'"
+            )
+            .scalars()
+            .all()
+        )
         for pid in ids:
             conn.exec_driver_sql(f"KILL CONNECTION {int(pid)}")
     return len(ids)
