@@ -69,7 +69,9 @@ def _type_name(annotation: Any) -> str:
         if issubclass(annotation, SecretStr):
             return "string (secret)"
         if issubclass(annotation, BaseModel):
-            return "mapping"
+            # Named models are documented in their own table below; the base of every
+            # source config stands for "one source, its kind picks the fields".
+            return "source" if annotation.__name__ == "SourceConfigBase" else annotation.__name__
         if issubclass(annotation, Enum):
             return " | ".join(json.dumps(m.value) for m in annotation)
         names = {str: "string", int: "integer", float: "number", bool: "boolean"}

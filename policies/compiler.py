@@ -73,8 +73,8 @@ def condition_sql(cond: Condition, cols: AuthzColumns) -> ColumnElement[bool]:
             return cols.content_type == cond.value  # type: ignore[no-any-return]
         if cond.op == "!=":
             return cols.content_type != cond.value  # type: ignore[no-any-return]
-        values = list(cond.value) if isinstance(cond.value, tuple) else [cond.value]
-        return cols.content_type.in_(values) if values else false()  # type: ignore[no-any-return]
+        options = list(cond.value) if isinstance(cond.value, tuple) else [cond.value]
+        return cols.content_type.in_(options) if options else false()
 
     # JSONB containment: true only when the key holds exactly this string (never NULL).
     def holds(value: str) -> ColumnElement[bool]:
@@ -84,8 +84,8 @@ def condition_sql(cond: Condition, cols: AuthzColumns) -> ColumnElement[bool]:
         return holds(str(cond.value))
     if cond.op == "!=":
         return not_(holds(str(cond.value)))
-    values = cond.value if isinstance(cond.value, tuple) else (str(cond.value),)
-    return or_(false(), *(holds(v) for v in values))
+    choices = cond.value if isinstance(cond.value, tuple) else (str(cond.value),)
+    return or_(false(), *(holds(v) for v in choices))
 
 
 def rule_sql(

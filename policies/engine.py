@@ -123,7 +123,9 @@ class PolicyEngine:
         rules = snapshot.rules_for(closure)
         # The re-check enforcer holds only what this caller can reach: their rules, the
         # role links along their closure, and the collection hierarchy.
-        role_links = [(m, r) for m, roles in snapshot.role_edges.items() if m in closure for r in roles]
+        role_links = [
+            (m, r) for m, roles in snapshot.role_edges.items() if m in closure for r in roles
+        ]
         enforcer = build_enforcer(
             (r.casbin_row() for r in rules),
             roles=role_links,

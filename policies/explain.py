@@ -91,7 +91,9 @@ def explain(snapshot: PolicySnapshot, principals: Iterable[str], doc: RowAttribu
         if rule_matches(snapshot, r, closure, doc)
     )
     if any(h.effect == "deny" for h in hits):
-        return Explanation(False, "denied: a deny rule matches (deny beats allow)", hits, (), ignored)
+        return Explanation(
+            False, "denied: a deny rule matches (deny beats allow)", hits, (), ignored
+        )
     if hits:
         return Explanation(True, "allowed", hits, (), ignored)
     return Explanation(False, "denied: no allow rule matches", hits, (), ignored)
@@ -109,9 +111,7 @@ def candidate_principals(policy: PolicySet, extra: Iterable[str] = ()) -> list[s
 
 
 def who_can(snapshot: PolicySnapshot, doc: RowAttributes) -> list[Reader]:
-    candidates = candidate_principals(
-        snapshot.policy, [*doc.acl, *snapshot.admin_principals]
-    )
+    candidates = candidate_principals(snapshot.policy, [*doc.acl, *snapshot.admin_principals])
     out = []
     for principal in candidates:
         why = explain(snapshot, [principal], doc)
@@ -127,9 +127,7 @@ class AccessDiff:
     lost: tuple[str, ...]
 
 
-async def diff(
-    store: PolicyStore, engine: PolicyEngine, proposed: PolicySet
-) -> list[AccessDiff]:
+async def diff(store: PolicyStore, engine: PolicyEngine, proposed: PolicySet) -> list[AccessDiff]:
     """Per principal, the documents the proposed policy would add or remove."""
     current = engine.snapshot
     after = PolicyEngine.of(proposed, version=-1, admin_principals=current.admin_principals)

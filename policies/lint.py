@@ -41,14 +41,18 @@ def lint(policy: PolicySet) -> list[LintIssue]:
     for rule in policy.rules:
         where = f"rule [{rule.describe()}]"
         if not is_principal(rule.subject):
-            issues.append(LintIssue("error", where, "subject needs a prefix (user:, group:, role:, ...)"))
+            issues.append(
+                LintIssue("error", where, "subject needs a prefix (user:, group:, role:, ...)")
+            )
         _, problem = normalise(rule)
         if problem:
             issues.append(LintIssue("error", where, f"cannot be compiled: {problem}"))
     for link in policy.roles:
         where = f"role link [{link.describe()}]"
         if not is_principal(link.member):
-            issues.append(LintIssue("error", where, "member needs a prefix (user:, group:, role:, ...)"))
+            issues.append(
+                LintIssue("error", where, "member needs a prefix (user:, group:, role:, ...)")
+            )
         if not (link.role.startswith("role:") and is_principal(link.role)):
             issues.append(LintIssue("error", where, "the target must be a role (role:NAME)"))
         if link.member == link.role:

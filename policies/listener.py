@@ -12,11 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 
 import psycopg
 
 from policies.engine import PolicyEngine
+from policies.identity import Caller
+from policies.rules import parse_policy_yaml
 from policies.store import CHANNEL, PolicyStore
+from server.errors import PolicyError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +74,11 @@ class PolicyListener:
                 raise
             except Exception as exc:  # a dropped connection or a failed reload: retry
                 self.connected.clear()
-                log.warning("policy listener: %s; retrying in %.1fs", exc.__class__.__name__, self.retry_delay)
+                log.warning(
+                    "policy listener: %s; retrying in %.1fs",
+                    exc.__class__.__name__,
+                    self.retry_delay,
+                )
                 await asyncio.sleep(self.retry_delay)
 
     async def _listen(self) -> None:
@@ -89,4 +98,41 @@ class PolicyListener:
                 await refresh(self.engine, self.store, known=await self.store.version())
 
 
-__all__ = ["PolicyListener", "refresh"]
+BOOTSTRAP_ACTOR = Caller.of("svc:kb-bootstrap", transport="internal", client_id="kb")
+
+
+@contextlib.asynccontextmanager
+async def open_policy_engine(
+    store: PolicyStore,
+    dsn: str,
+    *,
+    admin_principals: Iterable[str] = (),
+    policy_file: Path | None = None,
+    watch: bool = True,
+    poll_interval: float = 5.0,
+) -> AsyncIterator[PolicyEngine]:
+    """Load the stored policy (importing ``policy_file`` first if none exists yet) and,
+    with ``watch``, keep the engine current until the context exits."""
+    if policy_file is not None and await store.version() == 0:
+        try:
+            text = await asyncio.to_thread(policy_file.read_text, encoding="utf-8")
+        except OSError as exc:
+            raise PolicyError(
+                f"policy file {policy_file.name} cannot be read: {exc.strerror}"
+            ) from None
+        policy = parse_policy_yaml(text, f"policy file {policy_file.name}")
+        change = await store.bootstrap(policy, BOOTSTRAP_ACTOR)
+        if change is not None:
+            log.info("imported %s as policy version %s", policy_file.name, change.version)
+    engine = PolicyEngine(await store.load_snapshot(admin_principals))
+    listener = PolicyListener(engine, store, dsn, poll_interval=poll_interval) if watch else None
+    if listener is not None:
+        await listener.start()
+    try:
+        yield engine
+    finally:
+        if listener is not None:
+            await listener.stop()
+
+
+__all__ = ["BOOTSTRAP_ACTOR", "PolicyListener", "open_policy_engine", "refresh"]

@@ -82,7 +82,9 @@ def parse_selector(text: str) -> Selector:
         return Selector("collection", value)
     if kind == "path":
         if any(w in value for w in PATH_WILDCARDS):
-            raise PolicyError(f"path {value!r} holds a wildcard; path selectors are literal prefixes")
+            raise PolicyError(
+                f"path {value!r} holds a wildcard; path selectors are literal prefixes"
+            )
         return Selector("path", value)
     if kind == "source":
         return Selector("source", value)
@@ -114,7 +116,9 @@ class Condition:
 
     @property
     def metadata_key(self) -> str | None:
-        return self.attribute[len("metadata.") :] if self.attribute.startswith("metadata.") else None
+        return (
+            self.attribute[len("metadata.") :] if self.attribute.startswith("metadata.") else None
+        )
 
     def __str__(self) -> str:
         literal = list(self.value) if isinstance(self.value, tuple) else self.value

@@ -106,7 +106,9 @@ def _adjacency(pairs: Iterable[tuple[str, str]]) -> Mapping[str, tuple[str, ...]
     return MappingProxyType({k: tuple(v) for k, v in out.items()})
 
 
-def bounded_reach(start: Iterable[str], edges: Mapping[str, tuple[str, ...]]) -> dict[str, str | None]:
+def bounded_reach(
+    start: Iterable[str], edges: Mapping[str, tuple[str, ...]]
+) -> dict[str, str | None]:
     """Nodes reachable from ``start`` in at most MAX_HIERARCHY_DEPTH hops, with the node
     each was first reached from (``None`` for a start node), for explaining chains."""
     seen: dict[str, str | None] = dict.fromkeys(start)

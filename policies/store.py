@@ -57,6 +57,10 @@ class Change:
     removed: int = 0
 
 
+class _AlreadyBootstrapped(Exception):
+    """Another process imported the bootstrap policy first."""
+
+
 def _row_item(row: PolicyRule) -> PolicyItem | None:
     """A stored row as a typed item, or None if it is not one (logged, counted as dropped).
 
@@ -90,7 +94,7 @@ class PolicyStore:
         async with self.db.sessions() as session:
             return await _version(session)
 
-    async def list(self) -> tuple[int, list[StoredItem]]:
+    async def list_items(self) -> tuple[int, list[StoredItem]]:
         """The version and every stored row, in id order (ids are what ``remove`` takes)."""
         async with self.db.sessions() as session:
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
@@ -104,7 +108,7 @@ class PolicyStore:
         return version, items
 
     async def load(self) -> tuple[int, PolicySet]:
-        version, items = await self.list()
+        version, items = await self.list_items()
         return version, PolicySet.of(s.item for s in items)
 
     async def load_snapshot(self, admin_principals: Iterable[str]) -> PolicySnapshot:
@@ -133,8 +137,10 @@ class PolicyStore:
 
         async def apply(session: AsyncSession, current: PolicySet) -> tuple[PolicySet, Change]:
             rows = (
-                await session.execute(select(PolicyRule).where(PolicyRule.id.in_(wanted)))
-            ).scalars().all()
+                (await session.execute(select(PolicyRule).where(PolicyRule.id.in_(wanted))))
+                .scalars()
+                .all()
+            )
             missing = sorted(set(wanted) - {r.id for r in rows})
             if missing:
                 raise NotFound(f"no policy rule with id {', '.join(map(str, missing))}")
@@ -168,7 +174,24 @@ class PolicyStore:
         method = "policy.replace" if replace else "policy.import"
         return await self._change(method, actor, {"items": len(policy)}, apply)
 
-    async def _change(self, method: str, actor: Caller, summary: dict[str, Any], apply: Any) -> Change:
+    async def bootstrap(self, policy: PolicySet, actor: Caller) -> Change | None:
+        """Import ``policy`` only if no policy version exists yet (first start)."""
+
+        async def apply(session: AsyncSession, current: PolicySet) -> tuple[PolicySet, Change]:
+            if await _version(session) != 0:
+                raise _AlreadyBootstrapped
+            for item in policy.items():
+                session.add(PolicyRule(**_item_values(item), created_by=actor.subject))
+            return policy, Change(0, added=len(policy))
+
+        try:
+            return await self._change("policy.import", actor, {"bootstrap": len(policy)}, apply)
+        except _AlreadyBootstrapped:
+            return None
+
+    async def _change(
+        self, method: str, actor: Caller, summary: dict[str, Any], apply: Any
+    ) -> Change:
         started = time.perf_counter()
         try:
             async with self.db.sessions() as session, session.begin():
@@ -177,15 +200,13 @@ class PolicyStore:
                 result, change = await apply(session, await _current(session))
                 problems = lint_errors(result)
                 if problems:
-                    raise PolicyError(
-                        "policy refused: " + "; ".join(str(p) for p in problems[:10])
-                    )
+                    raise PolicyError("policy refused: " + "; ".join(str(p) for p in problems[:10]))
                 new_version = version + 1
                 summary = {**summary, "added": change.added, "removed": change.removed}
-                session.add(PolicyVersion(version=new_version, actor=actor.subject, summary=summary))
                 session.add(
-                    _audit(actor, method, summary, new_version, "ok", None, started)
+                    PolicyVersion(version=new_version, actor=actor.subject, summary=summary)
                 )
+                session.add(_audit(actor, method, summary, new_version, "ok", None, started))
                 await session.execute(select(func.pg_notify(CHANNEL, str(new_version))))
         except (PolicyError, InvalidRequest, NotFound) as exc:
             outcome = "not_found" if isinstance(exc, NotFound) else "invalid"
@@ -194,7 +215,13 @@ class PolicyStore:
         return Change(new_version, change.added, change.removed)
 
     async def _audit_failure(
-        self, actor: Caller, method: str, summary: dict[str, Any], outcome: str, error: str, started: float
+        self,
+        actor: Caller,
+        method: str,
+        summary: dict[str, Any],
+        outcome: str,
+        error: str,
+        started: float,
     ) -> None:
         async with self.db.sessions() as session, session.begin():
             session.add(_audit(actor, method, summary, None, outcome, error, started))
@@ -210,6 +237,21 @@ class PolicyStore:
         async with self.db.sessions() as session:
             row = (await session.execute(stmt)).first()
         return None if row is None else _attributes(row)
+
+    async def is_readable(self, access: AccessFilter, document_id: str) -> bool:
+        """Whether the filter lets this one live document through (SQL, then re-check)."""
+        try:
+            doc_uuid = uuid.UUID(document_id)
+        except ValueError:
+            return False
+        stmt = _ATTRIBUTES.where(
+            Document.id == doc_uuid,
+            Document.deleted_at.is_(None),
+            access.where(AuthzColumns.of_documents(Document)),
+        )
+        async with self.db.sessions() as session:
+            row = (await session.execute(stmt)).first()
+        return row is not None and access.permits(_attributes(row))
 
     async def readable_document_ids(self, access: AccessFilter) -> set[str]:
         """Every live document the filter lets through (SQL predicate, then re-check)."""

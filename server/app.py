@@ -12,7 +12,7 @@ from server import __version__
 from server.audit.middleware import AdminAuditMiddleware
 from server.db.engine import DatabaseTarget
 from server.embeddings import Embedder
-from server.http import admin_audit, admin_keys, admin_sources, health, metadata
+from server.http import admin_audit, admin_keys, admin_policies, admin_sources, health, metadata
 from server.mcp.http import McpMount
 from server.runtime import open_runtime
 from server.settings import Settings
@@ -55,6 +55,7 @@ def create_app(
     app.include_router(admin_keys.router)
     app.include_router(admin_audit.router)
     app.include_router(admin_sources.router)
+    app.include_router(admin_policies.router)
     mcp = McpMount(app, settings)
     # Every /admin call leaves an audit row before its answer does.
     app.add_middleware(AdminAuditMiddleware)

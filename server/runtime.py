@@ -13,6 +13,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from policies.engine import PolicyEngine
+from policies.listener import open_policy_engine
+from policies.store import PolicyStore
 from server.audit.recorder import AuditRecorder
 from server.auth.service import Authenticator
 from server.db import migrate
@@ -31,13 +34,17 @@ class Runtime:
     embedder: AsyncEmbedder | None
     pgvector_version: str
     started: dict[str, bool] = field(default_factory=dict)
+    # The access-policy snapshot; open_runtime loads it and keeps it current (LISTEN).
+    policies: PolicyEngine = field(default_factory=PolicyEngine.empty)
     # Built from settings and db in __post_init__, so every Runtime has them.
     auth: Authenticator = field(init=False)
     audit: AuditRecorder = field(init=False)
+    policy_store: PolicyStore = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.settings, self.db)
         self.audit = AuditRecorder(self.db, self.settings.audit)
+        self.policy_store = PolicyStore(self.db)
 
     def require_embedder(self) -> AsyncEmbedder:
         if self.embedder is None:
@@ -68,8 +75,13 @@ async def open_runtime(
     load_model: bool = True,
     run_migrations: bool = True,
     embedder: Embedder | None = None,
+    watch_policies: bool = True,
 ) -> AsyncIterator[Runtime]:
-    """Open every shared resource; pass ``embedder`` to reuse an already loaded model."""
+    """Open every shared resource; pass ``embedder`` to reuse an already loaded model.
+
+    ``watch_policies=False`` (one-shot CLI commands) loads the policy once, without the
+    LISTEN connection that keeps long-running processes current.
+    """
     owns_target = target is None
     resolved, version = await asyncio.to_thread(
         prepare_database, settings, target, run_migrations=run_migrations
@@ -82,7 +94,15 @@ async def open_runtime(
         elif load_model:
             loaded = await asyncio.to_thread(load_embedder, settings.embedding)
             async_embedder = AsyncEmbedder(loaded)
-        yield Runtime(settings, resolved, db, async_embedder, version)
+        policy_file = settings.resolve(settings.policy_file) if settings.policy_file else None
+        async with open_policy_engine(
+            PolicyStore(db),
+            resolved.dsn,
+            admin_principals=settings.auth.admin_principals,
+            policy_file=policy_file,
+            watch=watch_policies,
+        ) as policies:
+            yield Runtime(settings, resolved, db, async_embedder, version, policies=policies)
     finally:
         if async_embedder is not None:
             async_embedder.close()

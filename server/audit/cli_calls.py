@@ -25,7 +25,7 @@ def operator() -> str:
 
 @asynccontextmanager
 async def admin_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    async with open_runtime(settings, load_model=False) as runtime:
+    async with open_runtime(settings, load_model=False, watch_policies=False) as runtime:
         yield runtime
 
 

@@ -99,14 +99,8 @@ async def is_admin(request: Request, caller: Caller) -> bool:
         return True
     if set(_settings(request).auth.admin_principals) & caller.principals:
         return True
-    policies = getattr(_runtime(request), "policies", None)
-    checker = getattr(policies, "is_admin", None)
-    if checker is None:
-        return False
-    result = checker(caller)
-    if hasattr(result, "__await__"):
-        result = await result
-    return bool(result)
+    # role:admin granted through the policies (role hierarchy included).
+    return _runtime(request).policies.is_admin(caller)
 
 
 async def require_admin(request: Request) -> Caller:

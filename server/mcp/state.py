@@ -43,13 +43,10 @@ class McpState:
 
     @classmethod
     def of_runtime(cls, runtime: Runtime, *, fixed_caller: Caller | None = None) -> McpState:
-        policies: PolicySource | None = getattr(runtime, "policies", None)
-        if policies is None:
-            raise RuntimeError("the runtime has no policy engine; the MCP server cannot start")
         return cls(
             settings=runtime.settings,
             search=SearchService(runtime.db, runtime.require_embedder(), runtime.settings),
-            policies=policies,
+            policies=runtime.policies,
             audit=runtime.audit,
             fixed_caller=fixed_caller,
         )

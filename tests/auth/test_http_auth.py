@@ -198,11 +198,13 @@ def test_dev_tokens_in_dev_mode(
     make_settings: Callable[..., Settings], db_target: DatabaseTarget, embedder: Embedder
 ) -> None:
     with serve(
-        make_settings, db_target, embedder, mode="dev", groups_claim="realm_access.roles"
-    ) as (
-        url,
-        settings,
-    ):
+        make_settings,
+        db_target,
+        embedder,
+        mode="dev",
+        groups_claim="realm_access.roles",
+        admin_principals=["user:root"],
+    ) as (url, settings):
         issuer = DevIssuer(
             settings.home_dir, audience=resource_uri(settings), groups_claim="realm_access.roles"
         )
@@ -216,6 +218,21 @@ def test_dev_tokens_in_dev_mode(
         # No issuer is configured: a foreign JWT is refused, the dev one still works.
         foreign = new_rsa("x").sign(claims_for(resource_uri(settings)))
         assert httpx.get(f"{url}/whoami", headers=bearer(foreign)).status_code == 401
+
+        # The admin role granted by policy (a group holding role:admin), not by settings.
+        root = bearer(issuer.mint("root", scopes=["kb.admin"]))
+        carol = bearer(issuer.mint("carol", groups=["ops"], scopes=["kb.admin"]))
+        assert httpx.get(f"{url}/admin/keys", headers=carol).status_code == 403
+        r = httpx.post(
+            f"{url}/admin/policies/roles",
+            headers=root,
+            json={"member": "group:ops", "role": "role:admin"},
+        )
+        assert r.status_code == 201, r.text
+        deadline = time.monotonic() + 5
+        while httpx.get(f"{url}/admin/keys", headers=carol).status_code != 200:
+            assert time.monotonic() < deadline, "the policy change did not make carol an admin"
+            time.sleep(0.05)
 
 
 def test_prod_without_issuer_starts_and_refuses_jwts(

@@ -17,7 +17,7 @@ import base64
 import json
 import logging
 import warnings
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
 from mcp.server.context import ServerRequestContext
@@ -39,12 +39,16 @@ from mcp_types import (
     TextResourceContents,
     UnsubscribeRequestParams,
 )
+from pydantic import Field
 
 from server.app import create_app
 from server.mcp.http import McpMount
 from server.settings import load_settings
 
-IMAGE = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+IMAGE = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAF"
+    "BQIAX8jx0gAAAABJRU5ErkJggg=="
+)
 AUDIO = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
 
 log = logging.getLogger("conformance-fixtures")
@@ -176,9 +180,7 @@ def register_tools(mcp: MCPServer[Any]) -> None:  # noqa: C901 (a catalogue, not
     async def test_sampling(prompt: str, ctx: Context[Any, Any]) -> str:
         """Tests server-initiated sampling (LLM completion request)."""
         result = await ctx.session.create_message(
-            messages=[
-                SamplingMessage(role="user", content=TextContent(type="text", text=prompt))
-            ],
+            messages=[SamplingMessage(role="user", content=TextContent(type="text", text=prompt))],
             max_tokens=100,
         )
         text = result.content.text if isinstance(result.content, TextContent) else "No response"
@@ -338,7 +340,11 @@ def register_tools(mcp: MCPServer[Any]) -> None:  # noqa: C901 (a catalogue, not
                 "round-2",
             )
         return _input_required(
-            {"step1": _elicit("Step 1: What is your name?", {"name": {"type": "string"}}, ["name"])},
+            {
+                "step1": _elicit(
+                    "Step 1: What is your name?", {"name": {"type": "string"}}, ["name"]
+                )
+            },  # noqa: E501
             "round-1",
         )
 
@@ -388,6 +394,16 @@ def register_tools(mcp: MCPServer[Any]) -> None:  # noqa: C901 (a catalogue, not
                 data={"requiredCapabilities": {"sampling": {}}},
             )
         return "sampling is available"
+
+    @tool
+    def test_header_param(
+        region: Annotated[
+            str,
+            Field(description="Mirrored as a header", json_schema_extra={"x-mcp-header": "Region"}),
+        ],
+    ) -> str:
+        """Has a parameter mirrored into an Mcp-Param header (SEP-2243)."""
+        return f"region={region}"
 
     def dynamic_tool() -> str:
         """Added and removed by test_trigger_tool_change."""
@@ -495,9 +511,7 @@ def register_legacy_handlers(mcp: Any) -> None:
         subscribed.add(str(p.uri))
         return EmptyResult()
 
-    async def unsubscribe(
-        ctx: ServerRequestContext[Any, Any], p: UnsubscribeRequestParams
-    ) -> Any:
+    async def unsubscribe(ctx: ServerRequestContext[Any, Any], p: UnsubscribeRequestParams) -> Any:
         subscribed.discard(str(p.uri))
         return EmptyResult()
 

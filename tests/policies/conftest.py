@@ -28,7 +28,9 @@ def module_database(pg_server: EmbeddedPostgres) -> Iterator[str]:
         )
     yield pg_server.uri(name)
     with psycopg.connect(pg_server.admin_uri, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, insert, select, text
 
 from policies.access import AccessFilter, AuthzColumns, RowAttributes
-from policies.engine import PolicyEngine
 from policies.enforcer import build_enforcer, enforce
+from policies.engine import PolicyEngine
 from policies.explain import explain
 from policies.identity import Caller
 from policies.rules import AccessRule, CollectionLink, PolicySet, RoleLink
@@ -47,13 +47,36 @@ PRINCIPALS = [
 ]
 ROLES = ["role:r1", "role:r2", "role:r3", "role:admin"]
 # LIKE metacharacters and the escape character on purpose.
-COLLECTIONS = ["eng", "eng/team-a", "eng/team-a/x", "eng/b", "hr", "hr/pay", "h%", "h%/a", "h_", "hx", "a\\b", "a/b"]
-PATHS = ["/hr/x/payroll", "/hr/x/salary", "/hr_/a", "/h%/b", "/eng/a.md", "/eng/b/c.md", "/", "", "/HR/x"]
+COLLECTIONS = [
+    "eng",
+    "eng/team-a",
+    "eng/team-a/x",
+    "eng/b",
+    "hr",
+    "hr/pay",
+    "h%",
+    "h%/a",
+    "h_",
+    "hx",
+    "a\\b",
+    "a/b",
+]
+PATHS = [
+    "/hr/x/payroll",
+    "/hr/x/salary",
+    "/hr_/a",
+    "/h%/b",
+    "/eng/a.md",
+    "/eng/b/c.md",
+    "/",
+    "",
+    "/HR/x",
+]
 PATH_PREFIXES = ["/hr/", "/hr", "/h%", "/hr_/", "/eng/", "/", "/eng/b/c.md", "/HR/", "/h_"]
 CONTENT_TYPES = ["text/plain", "application/pdf", "text/markdown"]
 DOC_IDS = [str(uuid.UUID(int=0xD0C0000 + i)) for i in range(12)]
 BROKEN_OBJECTS = ["bogus:x", "collection:/bad", "path:/hr/*/salary", "doc:not-a-uuid", "acl:other"]
-BROKEN_CONDITIONS = ['metadata.team > "a"', 'title == "x"', "level <= \"2\"", 'metadata.a.b == "x"']
+BROKEN_CONDITIONS = ['metadata.team > "a"', 'title == "x"', 'level <= "2"', 'metadata.a.b == "x"']
 
 meta_values = st.sampled_from(["a", "b", "c", ["a"], 1, True, None])
 
@@ -141,18 +164,26 @@ def rules(draw: st.DrawFn, broken: bool, caller: list[str]) -> AccessRule:
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple[PolicySet, frozenset[str], list[str]]:
     """A caller, and a policy (a quarter of them with rules that cannot be compiled)."""
-    caller = draw(st.lists(st.sampled_from([*PRINCIPALS, "role:r1"]), min_size=1, max_size=3, unique=True))
+    caller = draw(
+        st.lists(st.sampled_from([*PRINCIPALS, "role:r1"]), min_size=1, max_size=3, unique=True)
+    )
     broken = draw(st.integers(0, 3)) == 0
     items: list[Any] = draw(st.lists(rules(broken, caller), min_size=1, max_size=8))
     for _ in range(draw(st.integers(0, 5))):
         member = draw(st.sampled_from(PRINCIPALS + ROLES[:3]))
-        role = draw(st.sampled_from(ROLES[:3] + (["role:admin"] if draw(st.integers(0, 9)) == 0 else [])))
+        role = draw(
+            st.sampled_from(ROLES[:3] + (["role:admin"] if draw(st.integers(0, 9)) == 0 else []))
+        )
         items.append(RoleLink(member, role))
     for _ in range(draw(st.integers(0, 3))):
         child = draw(st.sampled_from([*COLLECTIONS, "sales"]))
         parent = draw(st.sampled_from([*COLLECTIONS, "sales"]))
         items.append(CollectionLink(child, parent))
-    admins = frozenset(draw(st.sets(st.sampled_from(PRINCIPALS), max_size=1))) if draw(st.integers(0, 9)) == 0 else frozenset()
+    admins = (
+        frozenset(draw(st.sets(st.sampled_from(PRINCIPALS), max_size=1)))
+        if draw(st.integers(0, 9)) == 0
+        else frozenset()
+    )
     return PolicySet.of(items), admins, caller
 
 
@@ -167,7 +198,12 @@ class Corpus:
 def _load(conn: Connection, docs: list[dict[str, Any]], seed: int) -> Corpus:
     conn.execute(text("TRUNCATE chunks, documents"))
     rng = np.random.default_rng(seed)
-    conn.execute(insert(Document), [{k: v for k, v in d.items() if k != "chunks"} for d in docs])
+    # Core inserts take column names: the model's ``metadata_`` attribute is column "metadata".
+    doc_rows = [
+        {("metadata" if k == "metadata_" else k): v for k, v in d.items() if k != "chunks"}
+        for d in docs
+    ]
+    conn.execute(insert(Document.__table__), doc_rows)
     rows = []
     for d in docs:
         for ordinal in range(d["chunks"]):
@@ -188,7 +224,14 @@ def _load(conn: Connection, docs: list[dict[str, Any]], seed: int) -> Corpus:
                     "doc_metadata": d["metadata_"],
                 }
             )
-    ids = list(conn.execute(insert(Chunk).returning(Chunk.id, Chunk.document_id), rows).all())
+    ids = list(
+        conn.execute(
+            insert(Chunk.__table__).returning(
+                Chunk.id, Chunk.document_id, sort_by_parameter_order=True
+            ),
+            rows,
+        ).all()
+    )
     conn.commit()
     vectors = {cid: r["embedding"] for (cid, _), r in zip(ids, rows, strict=True)}
     return Corpus(docs, [cid for cid, _ in ids], {cid: str(did) for cid, did in ids}, vectors)
@@ -302,7 +345,9 @@ def check_one(
             assert via_sql == oracle
 
         for d in docs:
-            assert explain(engine.snapshot, principals, attrs(d)).allowed == (str(d["id"]) in via_sql)
+            assert explain(engine.snapshot, principals, attrs(d)).allowed == (
+                str(d["id"]) in via_sql
+            )
 
         q = np.random.default_rng(seed + 1).standard_normal(DIM).astype(np.float32)
         q /= np.linalg.norm(q)
