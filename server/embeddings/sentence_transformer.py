@@ -51,6 +51,7 @@ class SentenceTransformerEmbedder:
         # Chunks must fit the window with the two special tokens ([CLS], [SEP]).
         self._max_tokens = min(max_tokens, window - 2)
         self._tokenizer: Any = self._model.tokenizer
+        self._counter: Any = _private_counter(self._tokenizer)
         dim = self._model.get_embedding_dimension()
         self._dimensions = int(dim) if dim else int(self.embed_query("probe").shape[0])
         log.info("loaded embedding model %s (%d dimensions, %s)", name, self._dimensions, precision)
@@ -72,11 +73,17 @@ class SentenceTransformerEmbedder:
         return self._tokenizer
 
     def count_tokens(self, text: str) -> int:
-        # The packaged tokenizer truncates at 128 by default: turn truncation off to count.
-        ids = self._tokenizer(
-            text, add_special_tokens=False, truncation=False, padding=False, verbose=False
-        )["input_ids"]
-        return len(ids)
+        # Count on a private copy of the Rust tokenizer with truncation (the package sets 128)
+        # and padding off. Calling the shared tokenizer with truncation=False would switch
+        # those settings on the object encode() uses, racing with a batch on another thread.
+        counter = self._counter
+        if counter is None:
+            return len(
+                self._tokenizer(
+                    text, add_special_tokens=False, truncation=False, padding=False, verbose=False
+                )["input_ids"]
+            )
+        return len(counter.encode(text, add_special_tokens=False).ids)
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -94,6 +101,19 @@ class SentenceTransformerEmbedder:
     def embed_query(self, text: str) -> Vectors:
         vector: Vectors = self.embed_documents([text])[0]
         return vector
+
+
+def _private_counter(tokenizer: Any) -> Any:
+    """A thread-safe copy of a fast tokenizer's Rust backend, for counting; None if slow."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    counter = Tokenizer.from_str(backend.to_str())
+    counter.no_truncation()
+    counter.no_padding()
+    return counter
 
 
 __all__ = ["SentenceTransformerEmbedder"]

@@ -53,6 +53,30 @@ AUDIO = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
 
 log = logging.getLogger("conformance-fixtures")
 
+JSON_SCHEMA_2020_12: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {
+        "address": {
+            "$anchor": "addressDef",
+            "type": "object",
+            "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+        }
+    },
+    "properties": {
+        "name": {"type": "string"},
+        "address": {"$ref": "#/$defs/address"},
+        "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+        "phone": {"type": "string"},
+        "email": {"type": "string"},
+    },
+    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+    "then": {"required": ["phone"]},
+    "else": {"required": ["email"]},
+    "additionalProperties": False,
+}
+
 
 def _text(text: str, *, error: bool = False) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=error)
@@ -404,6 +428,23 @@ def register_tools(mcp: MCPServer[Any]) -> None:  # noqa: C901 (a catalogue, not
     ) -> str:
         """Has a parameter mirrored into an Mcp-Param header (SEP-2243)."""
         return f"region={region}"
+
+    def json_schema_2020_12_tool(
+        name: str | None = None,
+        address: dict[str, Any] | None = None,
+        contactMethod: str | None = None,  # noqa: N803
+        phone: str | None = None,
+        email: str | None = None,
+    ) -> str:
+        """Tool with JSON Schema 2020-12 features."""
+        return f"contact {name} by {contactMethod}"
+
+    mcp.add_tool(json_schema_2020_12_tool, structured_output=False)
+    # The suite checks that a hand-written 2020-12 schema reaches clients unchanged; the
+    # SDK derives schemas from signatures, so the fixture swaps this one in (test-only).
+    registered = mcp._tool_manager.get_tool("json_schema_2020_12_tool")
+    assert registered is not None
+    registered.parameters = JSON_SCHEMA_2020_12
 
     def dynamic_tool() -> str:
         """Added and removed by test_trigger_tool_change."""

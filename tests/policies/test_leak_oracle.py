@@ -10,13 +10,20 @@ enforcer holding the full model and every rule, called for every document. Check
 * no returned document or chunk is one the oracle denies;
 * for policies that compile fully: exactly the oracle's documents, and exactly the
   oracle's top-k chunks (exact scan and HNSW with iterative scan);
-* ``explain`` agrees with what the filter returns.
+* ``explain`` agrees with what the filter returns;
+* the search service (``server/search``) through the same filter: ``vector_search``
+  returns exactly the allowed top-k, hybrid ``search`` hits, ``fetch_document``,
+  ``list_documents`` and ``list_sources`` counts show exactly the allowed documents, and a
+  denied document reads as not found.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +39,13 @@ from policies.engine import PolicyEngine
 from policies.explain import explain
 from policies.identity import Caller
 from policies.rules import AccessRule, CollectionLink, PolicySet, RoleLink
+from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
 from server.db.models import Chunk, Document, Source
+from server.embeddings import AsyncEmbedder, Embedder
+from server.errors import NotFound
+from server.search.schemas import SearchFilters, SearchQuery
+from server.search.service import SearchService
+from server.settings import Settings
 
 DIM = 384
 SOURCES = ["s1", "s2", "s3"]
@@ -77,6 +90,8 @@ CONTENT_TYPES = ["text/plain", "application/pdf", "text/markdown"]
 DOC_IDS = [str(uuid.UUID(int=0xD0C0000 + i)) for i in range(12)]
 BROKEN_OBJECTS = ["bogus:x", "collection:/bad", "path:/hr/*/salary", "doc:not-a-uuid", "acl:other"]
 BROKEN_CONDITIONS = ['metadata.team > "a"', 'title == "x"', 'level <= "2"', 'metadata.a.b == "x"']
+
+WORDS = ["alpha", "bravo", "charlie", "delta"]
 
 meta_values = st.sampled_from(["a", "b", "c", ["a"], 1, True, None])
 
@@ -213,7 +228,7 @@ def _load(conn: Connection, docs: list[dict[str, Any]], seed: int) -> Corpus:
                 {
                     "document_id": d["id"],
                     "ordinal": ordinal,
-                    "text": f"chunk {ordinal}",
+                    "text": f"chunk {ordinal} {WORDS[(ordinal + len(rows)) % len(WORDS)]}",
                     "embedding": vec,
                     "source": d["source"],
                     "collection": d["collection"],
@@ -276,11 +291,40 @@ def prepared(sync_engine: Engine) -> Engine:
     return sync_engine
 
 
+@dataclass
+class Services:
+    loop: asyncio.AbstractEventLoop
+    search: SearchService
+
+
+@pytest.fixture(scope="module")
+def services(
+    prepared: Engine,
+    module_database: str,
+    embedder: Embedder,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Services]:
+    """The real search service on the shared database, driven from one event loop."""
+    settings = Settings(
+        home=str(tmp_path_factory.mktemp("home")), database={"url": module_database}
+    )
+    loop = asyncio.new_event_loop()
+    db = Database.open(DatabaseTarget(to_sqlalchemy_url(module_database)), settings)
+    async_embedder = AsyncEmbedder(embedder)
+    try:
+        yield Services(loop, SearchService(db, async_embedder, settings))
+    finally:
+        async_embedder.close()
+        loop.run_until_complete(db.dispose())
+        loop.close()
+
+
 EXAMPLES = int(os.environ.get("KB_LEAK_ORACLE_EXAMPLES", "1000"))
+SERVICE_EVERY = 5
 
 
-def test_filter_never_leaks_and_matches_the_oracle(prepared: Engine) -> None:
-    stats = {"n": 0, "compilable": 0, "allowed": 0}
+def test_filter_never_leaks_and_matches_the_oracle(prepared: Engine, services: Services) -> None:
+    stats = {"n": 0, "compilable": 0, "allowed": 0, "service": 0}
 
     @settings(
         max_examples=EXAMPLES,
@@ -301,7 +345,10 @@ def test_filter_never_leaks_and_matches_the_oracle(prepared: Engine) -> None:
         seed: int,
         k: int,
     ) -> None:
-        compilable, allowed = check_one(prepared, docs, scenario, seed, k)
+        # The service path costs several round trips: every SERVICE_EVERY-th example.
+        with_service = stats["n"] % SERVICE_EVERY == 0
+        compilable, allowed = check_one(prepared, services, docs, scenario, seed, k, with_service)
+        stats["service"] += with_service
         stats["n"] += 1
         stats["compilable"] += compilable
         stats["allowed"] += allowed
@@ -310,14 +357,17 @@ def test_filter_never_leaks_and_matches_the_oracle(prepared: Engine) -> None:
     assert stats["n"] >= EXAMPLES
     assert stats["compilable"] >= EXAMPLES // 2
     assert stats["allowed"] >= EXAMPLES // 4
+    assert stats["service"] >= EXAMPLES // SERVICE_EVERY
 
 
 def check_one(
     prepared: Engine,
+    services: Services,
     docs: list[dict[str, Any]],
     scenario: tuple[PolicySet, frozenset[str], list[str]],
     seed: int,
     k: int,
+    with_service: bool,
 ) -> tuple[bool, bool]:
     policy_set, admins, principals = scenario
     engine = PolicyEngine.of(policy_set, version=1, admin_principals=admins)
@@ -367,4 +417,47 @@ def check_one(
         assert {corpus.chunk_doc[c] for c in found} <= via_sql
         # Top-k among the allowed rows: nothing lost to authorization.
         assert np.allclose(_distances(corpus, found, q), expected, atol=1e-5)
+    if with_service:
+        services.loop.run_until_complete(
+            check_service(services.search, access, corpus, via_sql, q, k, expected)
+        )
     return compilable, bool(via_sql)
+
+
+async def check_service(
+    search: SearchService,
+    access: AccessFilter,
+    corpus: Corpus,
+    allowed: set[str],
+    q: np.ndarray,
+    k: int,
+    expected: np.ndarray,
+) -> None:
+    """The search service through the same filter shows exactly the allowed documents."""
+    found = await search.vector_search(access, SearchFilters(), q.tolist(), k)
+    ids = [c.chunk_id for c in found]
+    assert {corpus.chunk_doc[c] for c in ids} <= allowed, "leak in vector_search"
+    assert np.allclose(_distances(corpus, ids, q), expected, atol=1e-5)
+
+    word = WORDS[k % len(WORDS)]
+    result = await search.search(access, SearchQuery(text=f"chunk {word}", top_k=k))
+    assert {str(h.document_id) for h in result.hits} <= allowed, "leak in search"
+    assert len(result.hits) == min(k, len(allowed))  # one hit per document
+
+    page = await search.list_documents(access, limit=500)
+    assert {str(d.document_id) for d in page.items} == allowed
+
+    counts = Counter((d["source"], d["collection"]) for d in corpus.docs if str(d["id"]) in allowed)
+    summaries = await search.list_sources(access)
+    listed = {(s.source, c.collection): c.documents for s in summaries for c in s.collections}
+    assert listed == dict(counts)
+
+    with pytest.raises(NotFound) as missing:
+        await search.fetch_document(access, str(uuid.UUID(int=1)))
+    for doc_id in sorted(allowed)[:1]:
+        assert str((await search.fetch_document(access, doc_id)).summary.document_id) == doc_id
+    for d in corpus.docs:
+        if str(d["id"]) not in allowed:
+            with pytest.raises(NotFound) as denied:
+                await search.fetch_document(access, str(d["id"]))
+            assert str(denied.value) == str(missing.value)  # denied reads as not found
