@@ -46,7 +46,10 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_CHUNKS = 128
 MAX_BATCH_DOCUMENTS = 512
 COUNTS_FLUSH_S = 2.0  # progress of unchanged/failed documents reaches the run row this often
-QUEUE_DEPTH = 4096
+# Read-ahead of the reader, in documents: a few batches keep the model busy; more would only
+# hold parsed documents in memory (and read the source further ahead of what is committed).
+READ_AHEAD_BATCHES = 4
+MIN_READ_AHEAD = 64
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ class Pipeline:
         self.options = options or PipelineOptions()
         self.on_commit = on_commit
         self._stop = threading.Event()
-        self._queue: queue.Queue[_Message] = queue.Queue(maxsize=QUEUE_DEPTH)
+        depth = max(MIN_READ_AHEAD, READ_AHEAD_BATCHES * self.options.batch_chunks)
+        self._queue: queue.Queue[_Message] = queue.Queue(maxsize=depth)
         self._index: dict[str, StoredDocument] = {}
         self._seen: dict[str, str | None] = {}  # external id -> hash seen this run (None: failed)
         self._written: set[str] = set()

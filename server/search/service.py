@@ -76,9 +76,10 @@ class SearchTuning:
     # ef_search is max(this, candidates); max_scan_tuples bounds one iterative HNSW scan.
     ef_search: int = 100
     max_scan_tuples: int = 50_000
-    # Keyword matching: "auto" takes web-search syntax literally when the query uses it
-    # (quotes, -word, OR) and otherwise matches any of the words (ranked by cover density).
-    keyword_match: Literal["auto", "all", "any"] = "auto"
+    # Keyword matching. "all" (web-search syntax, every word) measured best in hybrid on
+    # CISI: "any" (OR of the words, ranked by ts_rank_cd, which has no IDF) adds noise that
+    # fusion cannot undo. "auto" uses "any" unless the query has web-search syntax.
+    keyword_match: Literal["auto", "all", "any"] = "all"
 
 
 _WEB_SYNTAX = re.compile(r'"|(^|\s)-\w|\sOR\s')

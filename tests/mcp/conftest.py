@@ -8,7 +8,7 @@ engine), so everything the MCP layer returns has gone through real access filter
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 from policies.engine import PolicyEngine
 from policies.identity import Caller
 from policies.rules import parse_policy_yaml
+from server.app import create_app
 from server.audit.recorder import AuditRecorder
+from server.auth.dev_issuer import DevIssuer
+from server.auth.service import resource_uri
 from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
 from server.embeddings.base import AsyncEmbedder, Embedder
 from server.mcp.server import KbMcpServer, build_mcp_server
@@ -28,6 +34,7 @@ from server.mcp.state import McpState
 from server.search.service import SearchService
 from server.settings import Settings
 from tests.search.corpus import Doc, insert_documents, insert_sources
+from tests.support.live_server import LiveServer, free_port
 
 ALICE = ("user:alice", "group:eng")
 BOB = ("user:bob", "group:hr")
@@ -142,6 +149,43 @@ async def open_state(
     finally:
         async_embedder.close()
         await db.dispose()
+
+
+@dataclass
+class Live:
+    url: str
+    settings: Settings
+    tokens: dict[str, str]
+
+    def client(self, who: str, *, mode: str = "auto") -> Client:
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {self.tokens[who]}"})
+        return Client(
+            streamable_http_client(f"{self.url}/mcp", http_client=http),
+            mode=mode,  # type: ignore[arg-type]
+            cache=None,
+        )
+
+
+@pytest.fixture
+def live(
+    make_settings: Callable[..., Settings],
+    corpus: Corpus,
+    embedder: Embedder,
+    policy_file: Path,
+) -> Iterator[Live]:
+    port = free_port()
+    settings = make_settings(
+        http={"port": port, "max_request_bytes": 4096}, policy_file=str(policy_file)
+    )
+    issuer = DevIssuer(settings.home_dir, audience=resource_uri(settings))
+    tokens = {
+        "alice": issuer.mint("alice", groups=["eng"], scopes=["kb.read"]),
+        "bob": issuer.mint("bob", groups=["hr"], scopes=["kb.read"]),
+        "noscope": issuer.mint("carol", groups=["eng"], scopes=[]),
+    }
+    app = create_app(settings, embedder=embedder)
+    with LiveServer(app, port=port) as server:
+        yield Live(server.url, settings, tokens)
 
 
 ServerFactory = Callable[..., KbMcpServer]

@@ -8,27 +8,16 @@ document id guessed from the other caller must read exactly like one that does n
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
-from server.app import create_app
-from server.auth.dev_issuer import DevIssuer
-from server.auth.service import resource_uri
-from server.embeddings import Embedder
-from server.settings import Settings
-from tests.mcp.conftest import Corpus
-from tests.support.live_server import LiveServer, free_port
+from tests.mcp.conftest import Corpus, Live
 
 INIT = {
     "jsonrpc": "2.0",
@@ -41,43 +30,6 @@ INIT = {
     },
 }
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-@dataclass
-class Live:
-    url: str
-    settings: Settings
-    tokens: dict[str, str]
-
-    def client(self, who: str, *, mode: str = "auto") -> Client:
-        http = create_mcp_http_client(headers={"Authorization": f"Bearer {self.tokens[who]}"})
-        return Client(
-            streamable_http_client(f"{self.url}/mcp", http_client=http),
-            mode=mode,  # type: ignore[arg-type]
-            cache=None,
-        )
-
-
-@pytest.fixture
-def live(
-    make_settings: Callable[..., Settings],
-    corpus: Corpus,
-    embedder: Embedder,
-    policy_file: Path,
-) -> Iterator[Live]:
-    port = free_port()
-    settings = make_settings(
-        http={"port": port, "max_request_bytes": 4096}, policy_file=str(policy_file)
-    )
-    issuer = DevIssuer(settings.home_dir, audience=resource_uri(settings))
-    tokens = {
-        "alice": issuer.mint("alice", groups=["eng"], scopes=["kb.read"]),
-        "bob": issuer.mint("bob", groups=["hr"], scopes=["kb.read"]),
-        "noscope": issuer.mint("carol", groups=["eng"], scopes=[]),
-    }
-    app = create_app(settings, embedder=embedder)
-    with LiveServer(app, port=port) as server:
-        yield Live(server.url, settings, tokens)
 
 
 @asynccontextmanager
@@ -203,10 +155,14 @@ def test_http_guards(live: Live) -> None:
         meta = http.get(metadata_url).json()
         assert meta["resource"] == f"{live.url}/mcp"
         # A token without the required scope: 403.
-        r = http.post(url, json=INIT, headers={**ACCEPT, "Authorization": f"Bearer {live.tokens['noscope']}"})
+        r = http.post(
+            url, json=INIT, headers={**ACCEPT, "Authorization": f"Bearer {live.tokens['noscope']}"}
+        )
         assert r.status_code == 403
         # DNS rebinding: a foreign Host or Origin is refused.
-        assert http.post(url, json=INIT, headers={**alice, "Host": "evil.example"}).status_code == 421
+        assert (
+            http.post(url, json=INIT, headers={**alice, "Host": "evil.example"}).status_code == 421
+        )
         r = http.post(url, json=INIT, headers={**alice, "Origin": "http://evil.example"})
         assert r.status_code == 403
         # Body over http.max_request_bytes (4096 here): 413.
@@ -239,5 +195,3 @@ async def test_cache_hints_mark_per_caller_lists_private(live: Live) -> None:
     assert listed.cache_scope == "private"
     assert tools.cache_scope == "public"
     assert {t.name for t in tools.tools} == {"search", "fetch", "list_sources"}
-
-

@@ -41,7 +41,9 @@ async def test_resource_list_is_paginated_per_caller(
 async def test_templates_and_reads(make_server: ServerFactory, corpus: Corpus) -> None:
     runbook = corpus.id("Deployment runbook")
     async with Client(make_server(*ALICE)) as client:
-        templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+        templates = {
+            t.uri_template for t in (await client.list_resource_templates()).resource_templates
+        }
         doc = await client.read_resource(f"kb://documents/{runbook}")
         listing = await client.read_resource("kb://sources/wiki")
         errors = []
@@ -98,7 +100,9 @@ async def test_prompts(make_server: ServerFactory, corpus: Corpus) -> None:
     runbook, backups = corpus.id("Deployment runbook"), corpus.id("Database backup policy")
     async with Client(make_server(*ALICE)) as client:
         listed = {p.name: p for p in (await client.list_prompts()).prompts}
-        answer = await client.get_prompt("answer_with_citations", {"question": "When do we deploy?"})
+        answer = await client.get_prompt(
+            "answer_with_citations", {"question": "When do we deploy?"}
+        )
         summary = await client.get_prompt("summarize_document", {"id": runbook})
         compared = await client.get_prompt("compare_documents", {"a": runbook, "b": backups})
         errors = {}

@@ -320,7 +320,7 @@ def services(
 
 
 EXAMPLES = int(os.environ.get("KB_LEAK_ORACLE_EXAMPLES", "1000"))
-SERVICE_EVERY = 5
+SERVICE_EVERY = 10
 
 
 def test_filter_never_leaks_and_matches_the_oracle(prepared: Engine, services: Services) -> None:
