@@ -15,6 +15,7 @@ from mcp.server.mcpserver import MCPServer
 from policies.identity import Caller, is_principal
 from server.db.engine import DatabaseTarget
 from server.errors import ConfigError
+from server.mcp.background_model import BackgroundModel
 from server.mcp.server import build_mcp_server
 from server.mcp.state import McpState
 from server.runtime import open_runtime
@@ -49,7 +50,8 @@ async def serve_stdio(
     settings: Settings, caller: Caller, *, target: DatabaseTarget | None = None
 ) -> None:
     """Open the runtime, then serve MCP on stdin/stdout until the host closes it."""
-    async with open_runtime(settings, target=target) as runtime:
+    model = BackgroundModel(settings.embedding)
+    async with open_runtime(settings, target=target, embedder=model) as runtime:
 
         @asynccontextmanager
         async def lifespan(_: MCPServer[McpState]) -> AsyncIterator[McpState]:

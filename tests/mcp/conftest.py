@@ -157,13 +157,14 @@ class Live:
     settings: Settings
     tokens: dict[str, str]
 
-    def client(self, who: str, *, mode: str = "auto") -> Client:
-        http = create_mcp_http_client(headers={"Authorization": f"Bearer {self.tokens[who]}"})
-        return Client(
-            streamable_http_client(f"{self.url}/mcp", http_client=http),
-            mode=mode,  # type: ignore[arg-type]
-            cache=None,
-        )
+    @asynccontextmanager
+    async def client(self, who: str, *, mode: str = "auto") -> AsyncIterator[Client]:
+        """An MCP client over HTTP with ``who``'s bearer token (mode: auto probes 2026-07-28)."""
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"}
+        async with create_mcp_http_client(headers=headers) as http:
+            transport = streamable_http_client(f"{self.url}/mcp", http_client=http)
+            async with Client(transport, mode=mode, cache=None) as client:  # type: ignore[arg-type]
+                yield client
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ document id guessed from the other caller must read exactly like one that does n
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 import psycopg
@@ -32,10 +31,8 @@ INIT = {
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
-@asynccontextmanager
-async def connected(live: Live, who: str, mode: str = "auto") -> AsyncIterator[Client]:
-    async with live.client(who, mode=mode) as client:
-        yield client
+def connected(live: Live, who: str, mode: str = "auto") -> AbstractAsyncContextManager[Client]:
+    return live.client(who, mode=mode)
 
 
 async def _all_resources(client: Client) -> list[str]:
