@@ -170,3 +170,35 @@ def test_compose_describes_the_production_topology() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert "FROM python:3.11-slim" in dockerfile and "torch==2.13.0" in dockerfile
     assert re.search(r"^USER (?!root)", dockerfile, re.M)
+
+
+def test_example_policy_tests_pass() -> None:
+    """examples/policy-tests.yaml (run by `kb policy test`) holds for examples/policies.yaml,
+    by the explainer and by the per-row Casbin re-check alike."""
+    from policies.access import RowAttributes
+    from policies.engine import PolicyEngine
+    from policies.explain import explain
+    from policies.identity import Caller
+
+    examples = ROOT / "examples"
+    policy = parse_policy_yaml((examples / "policies.yaml").read_text(encoding="utf-8"))
+    engine = PolicyEngine.of(policy, version=1)
+    cases = yaml.safe_load((examples / "policy-tests.yaml").read_text(encoding="utf-8"))["tests"]
+    assert len(cases) >= 10 and {c["expect"] for c in cases} == {"allow", "deny"}
+    for index, case in enumerate(cases, start=1):
+        principals = case["as"] if isinstance(case["as"], list) else [case["as"]]
+        d = case["document"]
+        row = RowAttributes(
+            document_id="00000000-0000-0000-0000-000000000000",
+            source=d["source"],
+            collection=d["collection"],
+            path=d["path"],
+            level=d["level"],
+            acl=tuple(d["acl"]),
+            content_type=d.get("content_type", "text/plain"),
+            metadata=d.get("metadata", {}),
+        )
+        expected = case["expect"] == "allow"
+        assert explain(engine.snapshot, principals, row).allowed is expected, index
+        caller = Caller.of(*principals)
+        assert engine.filter_for(caller).permits(row) is expected, index

@@ -19,6 +19,11 @@ from tests.ingest.mariadb import connect, create_tickets, mariadb_database, tick
 from tests.support.live_server import free_port
 
 
+def create_slow_view(database: str) -> None:
+    with connect(database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE VIEW slow AS SELECT * FROM tickets WHERE SLEEP(0.01) = 0")
+
+
 def latest_run(engine: Engine) -> dict[str, object]:
     with engine.connect() as conn:
         run_id = conn.execute(text("SELECT max(id) FROM ingest_runs")).scalar_one()
@@ -60,21 +65,40 @@ def test_source_dropped_mid_sync_then_the_next_run_resumes(
     rows = 400
     with mariadb_database() as database:
         create_tickets(database, rows)
+        create_slow_view(database)
         settings = make_settings(
-            sources=[tickets_source(database, updated_at=None)], ingest={"embed_batch_size": 16}
+            # A view that streams its rows slowly, so the stream is still open when the
+            # source goes away.
+            sources=[tickets_source(database, table="slow", name="tickets", updated_at=None)],
+            ingest={"embed_batch_size": 16},
         )
         with sync_engine(settings) as engine:
             dropped = threading.Event()
 
+            def drop() -> None:
+                # The source goes away under the connector's open stream: its connection is
+                # killed and the database dropped.
+                with connect() as conn, conn.cursor() as cur:
+                    cur.execute(
+                        "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> "
+                        "CONNECTION_ID()",
+                        (database,),
+                    )
+                    for (thread_id,) in cur.fetchall():
+                        cur.execute(f"KILL CONNECTION {int(thread_id)}")
+                    cur.execute(f"DROP DATABASE `{database}`")
+
+            dropper = threading.Thread(target=drop)
+
             def drop_after_first_commit(counts: object) -> None:
                 if not dropped.is_set():
                     dropped.set()
-                    with connect() as conn, conn.cursor() as cur:
-                        cur.execute(f"DROP DATABASE `{database}`")
+                    dropper.start()
 
             with pytest.raises(ConnectorError) as info:
                 run_sync(settings, engine, embedder, "tickets", on_commit=drop_after_first_commit)
-            assert dropped.is_set()
+            dropper.join(60)
+            assert dropped.is_set() and not dropper.is_alive()
             failed = latest_run(engine)
             assert failed["status"] == "failed" and failed["error"] == info.value.message
             assert database in str(failed["error"]) or "database" in str(failed["error"]).lower()
@@ -87,6 +111,7 @@ def test_source_dropped_mid_sync_then_the_next_run_resumes(
             with connect() as conn, conn.cursor() as cur:
                 cur.execute(f"CREATE DATABASE `{database}`")
             create_tickets(database, rows)
+            create_slow_view(database)
             resumed = run_row(engine, sync(settings, engine, embedder, "tickets").run_id)
             assert resumed["status"] == "succeeded"
             assert resumed["docs_unchanged"] == len(committed)  # not embedded again

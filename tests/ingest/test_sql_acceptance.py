@@ -81,7 +81,7 @@ def test_incremental_sync_of_10000_rows(
                     )
                 ).one()
                 acl = conn.execute(
-                    text("SELECT acl FROM chunks c JOIN documents d ON d.id = c.document_id "
+                    text("SELECT c.acl FROM chunks c JOIN documents d ON d.id = c.document_id "
                          "WHERE d.external_id = 'tickets:10001'")  # fmt: skip
                 ).scalar_one()
             assert live == chunks == ROWS - 20 + 2
