@@ -31,16 +31,43 @@ def list_(
     if as_json:
         console.print_json(json.dumps(runs))
         return
-    table = Table("run", "source", "status", "trigger", "started", "s", "seen", "added",
-                  "updated", "unchanged", "deleted", "failed", "chunks")  # fmt: skip
+    table = Table(
+        "run",
+        "source",
+        "status",
+        "trigger",
+        "started",
+        "s",
+        "seen",
+        "added",
+        "updated",
+        "unchanged",
+        "deleted",
+        "failed",
+        "chunks",
+    )
     for r in runs:
         style = STATUS_STYLE.get(r["status"], "")
         table.add_row(
-            str(r["id"]), r["source"], f"[{style}]{r['status']}[/]" if style else r["status"],
-            r["trigger"], (r["started_at"] or "")[:19], str(r["duration_s"] or ""),
-            *(str(r[k]) for k in ("docs_seen", "docs_added", "docs_updated", "docs_unchanged",
-                                  "docs_deleted", "docs_failed", "chunks_written")),
-        )  # fmt: skip
+            str(r["id"]),
+            r["source"],
+            f"[{style}]{r['status']}[/]" if style else r["status"],
+            r["trigger"],
+            (r["started_at"] or "")[:19],
+            str(r["duration_s"] or ""),
+            *(
+                str(r[k])
+                for k in (
+                    "docs_seen",
+                    "docs_added",
+                    "docs_updated",
+                    "docs_unchanged",
+                    "docs_deleted",
+                    "docs_failed",
+                    "chunks_written",
+                )
+            ),
+        )
     console.print(table if runs else "no ingest runs yet")
 
 

@@ -101,7 +101,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         table.add_row(
             s["name"],
             s["kind"],
-            s["origin"],
+            s["origin"] if s["in_config_file"] or s["origin"] != "config" else "config (gone)",
             "yes" if s["enabled"] else "no",
             s["schedule"] or "-",
             str(s["documents"]),
@@ -130,8 +130,10 @@ def show(
     )
     console.print(yaml.safe_dump(view["config"], sort_keys=False).rstrip(), highlight=False)
     for run in view["recent_runs"]:
-        console.print(f"  run {run['id']} {run['status']} {(run['started_at'] or '')[:19]}: "
-                      + counts_line(run))  # fmt: skip
+        console.print(
+            f"  run {run['id']} {run['status']} {(run['started_at'] or '')[:19]}: "
+            + counts_line(run)
+        )
 
 
 @app.command()

@@ -32,11 +32,10 @@ def list_sources(engine: Engine, settings: Settings) -> list[dict[str, Any]]:
         counts = repository.live_document_counts(conn)
         latest = repository.latest_runs(conn)
     configured = {s.name for s in settings.sources}
+    # A config-origin row whose definition left the file stays listed (``in_config_file``
+    # false) until removed, so its documents are not forgotten in the index.
     return [
-        _source_view(row, counts.get(row.name, 0), latest.get(row.name), configured)
-        for row in rows
-        # A config-origin row whose definition left the file is no longer a source.
-        if row.origin != "config" or row.name in configured
+        _source_view(row, counts.get(row.name, 0), latest.get(row.name), configured) for row in rows
     ]
 
 

@@ -155,9 +155,17 @@ def _locked_sync(
     log.info(
         "sync of %s done (run %d, %s): %d seen, %d added, %d updated, %d unchanged, "
         "%d deleted, %d failed, %d chunks",
-        name, run_id, outcome.mode, c.docs_seen, c.docs_added, c.docs_updated,
-        c.docs_unchanged, c.docs_deleted, c.docs_failed, c.chunks_written,
-    )  # fmt: skip
+        name,
+        run_id,
+        outcome.mode,
+        c.docs_seen,
+        c.docs_added,
+        c.docs_updated,
+        c.docs_unchanged,
+        c.docs_deleted,
+        c.docs_failed,
+        c.chunks_written,
+    )
     return SyncResult(run_id, "succeeded", outcome.counts)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
@@ -87,7 +88,7 @@ def source_page_uri(source: str, cursor: str | None) -> str:
 class Resources:
     """The per-caller resource handlers; ``fallback_read`` serves every non-kb:// URI."""
 
-    def __init__(self, server: Any, fallback_read: Any) -> None:
+    def __init__(self, server: MCPServer[McpState], fallback_read: Any) -> None:
         # `server` is the MCPServer: its statically registered resources and templates
         # (the conformance fixtures) are listed alongside the caller's own.
         self._server = server

@@ -13,8 +13,9 @@ HOST, PORT, USER = "127.0.0.1", 3306, "root"
 
 
 def connect(database: str | None = None) -> pymysql.connections.Connection[Any]:
-    return pymysql.connect(host=HOST, port=PORT, user=USER, password="", database=database,
-                           autocommit=True)  # fmt: skip
+    return pymysql.connect(
+        host=HOST, port=PORT, user=USER, password="", database=database, autocommit=True
+    )
 
 
 @contextmanager
@@ -49,8 +50,13 @@ def create_tickets(database: str, rows: int) -> None:
 
 def ticket(i: int) -> tuple[Any, ...]:
     teams = ("support", "billing", "network")
-    return (i, f"Ticket {i}", f"Printer {i % 97} on floor {i % 7} jams daily, case {i}.",
-            teams[i % 3], i)  # fmt: skip
+    return (
+        i,
+        f"Ticket {i}",
+        f"Printer {i % 97} on floor {i % 7} jams daily, case {i}.",
+        teams[i % 3],
+        i,
+    )
 
 
 def tickets_source(database: str, **entry: Any) -> dict[str, Any]:

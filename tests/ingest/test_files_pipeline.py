@@ -45,7 +45,12 @@ def files_source(root: Path, **extra: Any) -> dict[str, Any]:
         "root": str(root),
         "collection": "general",
         "rules": [
-            {"glob": "policies/**", "acl": ["group:hr", "user:alice"], "collection": "hr", "level": 2}
+            {
+                "glob": "policies/**",
+                "acl": ["group:hr", "user:alice"],
+                "collection": "hr",
+                "level": 2,
+            }
         ],
         **extra,
     }
@@ -112,8 +117,11 @@ def test_acl_columns_are_copied_to_every_chunk(
     by_path = {r.path: r for r in rows}
     hr = by_path["/policies/handbook.docx"]
     assert (hr.collection, hr.level, sorted(hr.acl), hr.source) == (
-        "hr", 2, ["group:hr", "user:alice"], "docs"
-    )  # fmt: skip
+        "hr",
+        2,
+        ["group:hr", "user:alice"],
+        "docs",
+    )
     sales = by_path["/sales/notes.txt"]
     # No ACL from the source or a rule: unknown, stored as no principals (admins only).
     assert (sales.collection, sales.level, sales.acl) == ("general", 0, [])
@@ -146,10 +154,18 @@ def test_resync_unchanged_edited_and_deleted_files(
     assert after["sales/notes.txt"]["id"] == before["sales/notes.txt"]["id"]  # stable id
     with files_engine.connect() as conn:
         gone = conn.execute(
-            text("SELECT deleted_at IS NOT NULL FROM documents WHERE external_id = 'policies/deploy.md'")
+            text(
+                "SELECT deleted_at IS NOT NULL FROM documents "
+                "WHERE external_id = 'policies/deploy.md'"
+            )
         ).scalar_one()
         assert gone
-        assert conn.execute(text("SELECT count(*) FROM chunks WHERE text LIKE '%deploy --rollback%'")).scalar_one() == 0
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM chunks WHERE text LIKE '%deploy --rollback%'")
+            ).scalar_one()
+            == 0
+        )
     assert not integrity_problems(files_engine)
 
 
@@ -175,7 +191,9 @@ def test_replacement_is_atomic_when_the_write_fails(
     assert live_documents(files_engine, "docs") == before
     with files_engine.begin() as conn:
         conn.execute(text("DROP TRIGGER poison ON chunks"))
-        failed = conn.execute(text("SELECT status, error FROM ingest_runs ORDER BY id DESC LIMIT 1")).one()
+        failed = conn.execute(
+            text("SELECT status, error FROM ingest_runs ORDER BY id DESC LIMIT 1")
+        ).one()
     assert failed.status == "failed" and "poisoned chunk" in failed.error
     sync(files_settings, files_engine, embedder, "docs")
     after = live_documents(files_engine, "docs")

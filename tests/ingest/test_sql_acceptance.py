@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from sqlalchemy import text
 
+from server.embeddings import load_embedder
 from server.embeddings.base import Embedder
-from server.settings import Settings
+from server.settings import EmbeddingSettings, Settings
 from tests.ingest.helpers import integrity_problems, run_row, sync, sync_engine
 from tests.ingest.mariadb import connect, create_tickets, mariadb_database, tickets_source
 
@@ -17,12 +19,20 @@ DELETED = range(5000, 5200, 10)  # 20 rows
 INSERTED = (ROWS + 1, ROWS + 2)
 
 
+@pytest.fixture(scope="module")
+def fast_embedder() -> Embedder:
+    """The same model in bf16 (~2.7x faster here): this test checks counts and stored text,
+    which do not depend on the precision of the vectors."""
+    return load_embedder(EmbeddingSettings(precision="bf16"))
+
+
 def chunk_texts(engine: object, ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {i: [] for i in ids}
     with engine.connect() as conn:  # type: ignore[attr-defined]
         rows = conn.execute(
             text(
-                "SELECT d.external_id, c.text FROM chunks c JOIN documents d ON d.id = c.document_id "
+                "SELECT d.external_id, c.text FROM chunks c "
+                "JOIN documents d ON d.id = c.document_id "
                 "WHERE d.source = 'tickets' AND d.external_id = ANY(:ids)"
             ),
             {"ids": [f"tickets:{i}" for i in ids]},
@@ -33,16 +43,19 @@ def chunk_texts(engine: object, ids: list[int]) -> dict[int, list[str]]:
 
 
 def test_incremental_sync_of_10000_rows(
-    make_settings: Callable[..., Settings], embedder: Embedder
+    make_settings: Callable[..., Settings], fast_embedder: Embedder
 ) -> None:
+    embedder = fast_embedder
     with mariadb_database() as database:
         create_tickets(database, ROWS)
         settings = make_settings(sources=[tickets_source(database)])
         with sync_engine(settings) as engine:
             first = run_row(engine, sync(settings, engine, embedder, "tickets").run_id)
             assert (first["status"], first["docs_added"], first["chunks_written"]) == (
-                "succeeded", ROWS, ROWS
-            )  # fmt: skip
+                "succeeded",
+                ROWS,
+                ROWS,
+            )
 
             with connect(database) as conn, conn.cursor() as cur:
                 cur.executemany(
@@ -81,8 +94,10 @@ def test_incremental_sync_of_10000_rows(
                     )
                 ).one()
                 acl = conn.execute(
-                    text("SELECT c.acl FROM chunks c JOIN documents d ON d.id = c.document_id "
-                         "WHERE d.external_id = 'tickets:10001'")  # fmt: skip
+                    text(
+                        "SELECT c.acl FROM chunks c JOIN documents d ON d.id = c.document_id "
+                        "WHERE d.external_id = 'tickets:10001'"
+                    )
                 ).scalar_one()
             assert live == chunks == ROWS - 20 + 2
             assert acl == ["group:billing"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,16 +17,19 @@ from typer.testing import CliRunner
 
 from server.cli.main import app
 from server.embeddings.base import Embedder
+from server.ingest import catalog
+from server.jobs.worker import run_worker
 from server.settings import Settings
 from tests.ingest.helpers import sync, sync_engine
-from tests.jobs.conftest import write_notes
+from tests.jobs.conftest import target_of, write_notes
 
 
 @pytest.fixture
 def kb(tmp_path: Path, fresh_database: str) -> Callable[..., Any]:
     config = tmp_path / "kb.yaml"
-    config.write_text(yaml.safe_dump({"home": str(tmp_path / "home"),
-                                      "database": {"url": fresh_database}}))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump({"home": str(tmp_path / "home"), "database": {"url": fresh_database}})
+    )
     runner = CliRunner()
 
     def invoke(*args: str) -> Any:
@@ -54,8 +60,17 @@ def test_sources_add_refuses_bad_definitions_with_the_reason(
         "missing-table": (sql_definition(sqlite_db, table="salaries"), "salaries"),
         "missing-column": (sql_definition(sqlite_db, text_template="{name}: {salary}"), "salary"),
         "not-select": (
-            {**sql_definition(sqlite_db), "tables": [{"name": "x", "primary_key": "id",
-             "text_template": "{name}", "query": "DELETE FROM staff"}]},  # fmt: skip
+            {
+                **sql_definition(sqlite_db),
+                "tables": [
+                    {
+                        "name": "x",
+                        "primary_key": "id",
+                        "text_template": "{name}",
+                        "query": "DELETE FROM staff",
+                    }
+                ],
+            },
             "select",
         ),
         "literal-password": (
@@ -80,8 +95,20 @@ def test_add_list_show_sync_jobs_remove(
 ) -> None:
     notes = tmp_path / "notes"
     write_notes(notes, 2)
-    added = kb("sources", "add", "--name", "notes", "--kind", "files", "--set", f"root={notes}",
-               "--set", "schedule=*/10 * * * *", "--set", "acl=[group:eng]")  # fmt: skip
+    added = kb(
+        "sources",
+        "add",
+        "--name",
+        "notes",
+        "--kind",
+        "files",
+        "--set",
+        f"root={notes}",
+        "--set",
+        "schedule=*/10 * * * *",
+        "--set",
+        "acl=[group:eng]",
+    )
     assert added.exit_code == 0, added.output + added.stderr
     file = tmp_path / "hr.yaml"
     file.write_text(yaml.safe_dump(sql_definition(sqlite_db)))
@@ -122,10 +149,59 @@ def test_failed_documents_show_in_jobs_show(
         run_id = sync(settings, engine, embedder, "docs").run_id
     config = tmp_path / "kb.yaml"
     assert settings.database.url is not None
-    config.write_text(yaml.safe_dump({"database": {"url": settings.database.url.get_secret_value()},
-                                      "home": str(tmp_path / "home")}))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": {"url": settings.database.url.get_secret_value()},
+                "home": str(tmp_path / "home"),
+            }
+        )
+    )
     result = CliRunner().invoke(app, ["--config", str(config), "jobs", "show", str(run_id)])
     assert result.exit_code == 0
     out = " ".join(result.stdout.split())
     assert "succeeded" in out and "1 added" in out and "1 failed" in out
     assert "empty.md" in out and "0 bytes" in out
+
+
+def test_sync_wait_follows_the_run_a_worker_executes(
+    make_settings: Callable[..., Settings], embedder: Embedder, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes"
+    write_notes(notes, 3)
+    source = {"name": "notes", "kind": "files", "root": str(notes)}
+    settings = make_settings(sources=[source])
+    assert settings.database.url is not None
+    config = tmp_path / "kb.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "home": str(tmp_path / "home"),
+                "database": {"url": settings.database.url.get_secret_value()},
+                "sources": [source],
+            }
+        )
+    )
+
+    def worker_once_queued() -> None:
+        with sync_engine(settings) as engine:
+            deadline = time.monotonic() + 60
+            while not catalog.list_runs(engine) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        asyncio.run(
+            run_worker(
+                settings,
+                target_of(settings),
+                embedder=embedder,
+                wait=False,
+                install_signal_handlers=False,
+            )
+        )
+
+    worker = threading.Thread(target=worker_once_queued)
+    worker.start()
+    result = CliRunner().invoke(app, ["--config", str(config), "sync", "notes", "--wait"])
+    worker.join(120)
+    assert result.exit_code == 0, result.output + result.stderr
+    out = " ".join(result.stdout.split())
+    assert "queued run" in out and "succeeded" in out and "3 added" in out

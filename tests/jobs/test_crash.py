@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -11,9 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 
 from connectors.base import SourceDocument
 from connectors.files import FilesConnector
@@ -53,8 +53,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.anyio
-async def test_kill_9_mid_sync_then_recovery_and_rerun_match_the_source(
+def test_kill_9_mid_sync_then_recovery_and_rerun_match_the_source(
     make_settings: Callable[..., Settings], embedder: Embedder, tmp_path: Path
 ) -> None:
     root = tmp_path / "notes"
@@ -63,17 +62,23 @@ async def test_kill_9_mid_sync_then_recovery_and_rerun_match_the_source(
     settings = make_settings(sources=[source], ingest={"embed_batch_size": 8})
     assert settings.database.url is not None
     config_file = tmp_path / "kb.yaml"
-    config_file.write_text(yaml.safe_dump({
-        "home": str(tmp_path / "home"),
-        "database": {"url": settings.database.url.get_secret_value()},
-        "embedding": {"threads": 1},
-        "ingest": {"embed_batch_size": 8},
-        "sources": [source],
-    }))  # fmt: skip
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "home": str(tmp_path / "home"),
+                "database": {"url": settings.database.url.get_secret_value()},
+                "embedding": {"threads": 1},
+                "ingest": {"embed_batch_size": 8},
+                "sources": [source],
+            }
+        )
+    )
     target = target_of(settings)
     with sync_engine(settings) as engine:
         queued = enqueue_sync(settings, target, engine, "notes")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KB_") and k != "DATABASE_URL"}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("KB_") and k != "DATABASE_URL"
+        }
         env.update(KB_CONFIG=str(config_file), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         log = (tmp_path / "worker.log").open("w")
         worker = subprocess.Popen([KB, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -98,8 +103,13 @@ async def test_kill_9_mid_sync_then_recovery_and_rerun_match_the_source(
         assert 3 <= len(partial) < NOTES
         assert not integrity_problems(engine)  # committed batches are whole
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT status FROM procrastinate_jobs WHERE id = :i"),
-                                {"i": queued.job_id}).scalar_one() == "doing"  # fmt: skip
+            assert (
+                conn.execute(
+                    text("SELECT status FROM procrastinate_jobs WHERE id = :i"),
+                    {"i": queued.job_id},
+                ).scalar_one()
+                == "doing"
+            )
 
         # The source changes while nobody is looking: deletions, edits, additions.
         for i in (0, 1, 79):
@@ -111,15 +121,22 @@ async def test_kill_9_mid_sync_then_recovery_and_rerun_match_the_source(
             p.rename(root / f"extra-{p.name}")
 
         time.sleep(1.5)  # the dead worker's heartbeat goes stale
-        app = make_job_app(target)
-        async with app.open_async():
-            recovered = await recover_stalled_jobs(app, engine, seconds_since_heartbeat=1)
-        assert recovered == 1
+
+        async def recover() -> int:
+            app = make_job_app(target)
+            async with app.open_async():
+                return await recover_stalled_jobs(app, engine, seconds_since_heartbeat=1)
+
+        assert asyncio.run(recover()) == 1
         interrupted = run_row(engine, queued.run_id)
         assert interrupted["status"] == "failed" and "interrupted" in interrupted["error"]
 
-        await run_worker(settings, target, embedder=embedder, wait=False,
-                         install_signal_handlers=False)  # fmt: skip
+        # The re-run: a worker picks up the requeued job, then stops when the queue is empty.
+        asyncio.run(
+            run_worker(
+                settings, target, embedder=embedder, wait=False, install_signal_handlers=False
+            )
+        )
 
         with engine.connect() as conn:
             job_status = conn.execute(

@@ -31,13 +31,17 @@ async def test_a_second_queued_sync_is_refused_and_a_worker_runs_the_first(
         ).one()
         runs = conn.execute(text("SELECT id, status FROM ingest_runs")).all()
     assert (job.task_name, job.lock, job.queueing_lock, job.status) == (
-        SYNC_TASK, "sync:notes", "sync:notes", "todo"
-    )  # fmt: skip
+        SYNC_TASK,
+        "sync:notes",
+        "sync:notes",
+        "todo",
+    )
     assert job.args == {"source": "notes", "run_id": queued.run_id}
     assert [tuple(r) for r in runs] == [(queued.run_id, "queued")]  # the refused one left no run
 
-    await run_worker(jobs_settings, target, embedder=embedder, wait=False,
-                     install_signal_handlers=False)  # fmt: skip
+    await run_worker(
+        jobs_settings, target, embedder=embedder, wait=False, install_signal_handlers=False
+    )
 
     run = run_row(jobs_engine, queued.run_id)
     assert run["status"] == "succeeded" and run["job_id"] == queued.job_id
