@@ -76,6 +76,34 @@ class RowAttributes:
     content_type: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of_document(cls, row: Any) -> RowAttributes:
+        """From a ``documents`` row (ORM object or a row selecting its columns)."""
+        return cls(
+            document_id=str(row.id),
+            source=row.source,
+            collection=row.collection,
+            path=row.path,
+            level=row.level,
+            acl=tuple(row.acl),
+            content_type=row.content_type,
+            metadata=row.metadata_,
+        )
+
+    @classmethod
+    def of_chunk(cls, row: Any) -> RowAttributes:
+        """From a ``chunks`` row: its copies of the document's authorization columns."""
+        return cls(
+            document_id=str(row.document_id),
+            source=row.source,
+            collection=row.collection,
+            path=row.path,
+            level=row.level,
+            acl=tuple(row.acl),
+            content_type=row.content_type,
+            metadata=row.doc_metadata,
+        )
+
 
 _TOKEN = object()
 

@@ -236,7 +236,7 @@ class PolicyStore:
         stmt = _ATTRIBUTES.where(Document.id == doc_uuid, Document.deleted_at.is_(None))
         async with self.db.sessions() as session:
             row = (await session.execute(stmt)).first()
-        return None if row is None else _attributes(row)
+        return None if row is None else RowAttributes.of_document(row)
 
     async def is_readable(self, access: AccessFilter, document_id: str) -> bool:
         """Whether the filter lets this one live document through (SQL, then re-check)."""
@@ -251,7 +251,7 @@ class PolicyStore:
         )
         async with self.db.sessions() as session:
             row = (await session.execute(stmt)).first()
-        return row is not None and access.permits(_attributes(row))
+        return row is not None and access.permits(RowAttributes.of_document(row))
 
     async def readable_document_ids(self, access: AccessFilter) -> set[str]:
         """Every live document the filter lets through (SQL predicate, then re-check)."""
@@ -260,7 +260,7 @@ class PolicyStore:
         )
         async with self.db.sessions() as session:
             rows = (await session.execute(stmt)).all()
-        return {str(r.id) for r in rows if access.permits(_attributes(r))}
+        return {str(r.id) for r in rows if access.permits(RowAttributes.of_document(r))}
 
 
 _ATTRIBUTES = select(
@@ -273,19 +273,6 @@ _ATTRIBUTES = select(
     Document.content_type,
     Document.metadata_,
 )
-
-
-def _attributes(row: Any) -> RowAttributes:
-    return RowAttributes(
-        document_id=str(row.id),
-        source=row.source,
-        collection=row.collection,
-        path=row.path,
-        level=row.level,
-        acl=tuple(row.acl),
-        content_type=row.content_type,
-        metadata=row.metadata_,
-    )
 
 
 def _audit(

@@ -86,32 +86,6 @@ class CollectionRow:
     documents: int
 
 
-def _chunk_attrs(row: Any) -> RowAttributes:
-    return RowAttributes(
-        document_id=str(row.document_id),
-        source=row.source,
-        collection=row.collection,
-        path=row.path,
-        level=row.level,
-        acl=tuple(row.acl),
-        content_type=row.content_type,
-        metadata=row.doc_metadata,
-    )
-
-
-def _document_attrs(row: Any) -> RowAttributes:
-    return RowAttributes(
-        document_id=str(row.id),
-        source=row.source,
-        collection=row.collection,
-        path=row.path,
-        level=row.level,
-        acl=tuple(row.acl),
-        content_type=row.content_type,
-        metadata=row.metadata_,
-    )
-
-
 def _metadata_text(value: MetadataValue) -> str:
     # Compare as the text ->> yields, so 2024 and "2024" both match a stored 2024.
     return value if isinstance(value, str) else json.dumps(value)
@@ -292,7 +266,7 @@ async def load_chunks(
     )
     found: dict[int, ChunkRow] = {}
     for chunk, head, title, uri, doc_modified in (await session.execute(stmt)).all():
-        if not access.permits(_chunk_attrs(chunk)):
+        if not access.permits(RowAttributes.of_chunk(chunk)):
             continue
         found[chunk.id] = ChunkRow(
             chunk_id=chunk.id,
@@ -370,7 +344,7 @@ async def get_document(
         Document.id == document_id, _document_scope(access)
     )
     row = (await session.execute(stmt)).one_or_none()
-    if row is None or not access.permits(_document_attrs(row)):
+    if row is None or not access.permits(RowAttributes.of_document(row)):
         return None
     return _document_row(row, row.content)
 
@@ -415,7 +389,7 @@ async def list_documents(
     """
     rows = (await session.execute(_documents_page(access, after, limit, source))).all()
     last = (rows[-1].title, rows[-1].id) if len(rows) == limit else None
-    return [_document_row(d) for d in rows if access.permits(_document_attrs(d))], last
+    return [_document_row(d) for d in rows if access.permits(RowAttributes.of_document(d))], last
 
 
 async def count_documents(session: AsyncSession, access: AccessFilter) -> list[CollectionRow]:
@@ -425,7 +399,7 @@ async def count_documents(session: AsyncSession, access: AccessFilter) -> list[C
     )
     counts: dict[tuple[str, str], int] = {}
     async for row in await session.stream(stmt):
-        if access.permits(_document_attrs(row)):
+        if access.permits(RowAttributes.of_document(row)):
             key = (row.source, row.collection)
             counts[key] = counts.get(key, 0) + 1
     if not counts:
@@ -457,7 +431,7 @@ async def complete_documents(
         .limit(limit)
     )
     rows = (await session.execute(stmt)).all()
-    return [_document_row(r) for r in rows if access.permits(_document_attrs(r))]
+    return [_document_row(r) for r in rows if access.permits(RowAttributes.of_document(r))]
 
 
 __all__ = [
