@@ -28,7 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -107,16 +108,20 @@ def settings_for(database_url: str, home: Path, port: int) -> dict[str, str]:
 Runs = dict[int, tuple[list[float], float]]
 
 
-async def measure_direct(levels: list[int], rounds: int) -> Runs:
+Call = Callable[[int, str], Awaitable[None]]
+
+
+@asynccontextmanager
+async def direct_calls() -> AsyncIterator[Call]:
+    """The search service in this process, as the benchmark caller."""
     from policies.identity import Caller
     from server.mcp.state import McpState
     from server.runtime import open_runtime
     from server.search.schemas import SearchQuery
     from server.settings import load_settings
 
-    settings = load_settings()
     caller = Caller.of(*CALLER, transport="internal")
-    async with open_runtime(settings) as runtime:
+    async with open_runtime(load_settings()) as runtime:
         state = McpState.of_runtime(runtime)
 
         async def call(_: int, question: str) -> None:
@@ -124,20 +129,19 @@ async def measure_direct(levels: list[int], rounds: int) -> Runs:
             result = await state.search.search(access, SearchQuery(text=question, top_k=10))
             assert result.hits, question
 
-        await run_clients(max(levels), 1, call)  # warm-up: caches, plans, the model's first call
-        return {n: await run_clients(n, rounds, call) for n in levels}
+        yield call
 
 
-async def measure_mcp(url: str, token: str, levels: list[int], rounds: int) -> Runs:
-    from contextlib import AsyncExitStack
-
+@asynccontextmanager
+async def mcp_calls(url: str, token: str, clients: int) -> AsyncIterator[Call]:
+    """``clients`` MCP sessions over Streamable HTTP; worker ``i`` uses session ``i``."""
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     async with AsyncExitStack() as stack:
         sessions: list[Client] = []
-        for _ in range(max(levels)):
+        for _ in range(clients):
             http = await stack.enter_async_context(
                 create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
             )
@@ -148,8 +152,23 @@ async def measure_mcp(url: str, token: str, levels: list[int], rounds: int) -> R
             result = await sessions[i].call_tool("search", {"query": question, "top_k": 10})
             assert not result.is_error and result.structured_content, result.content
 
-        await run_clients(max(levels), 1, call)
-        return {n: await run_clients(n, rounds, call) for n in levels}
+        yield call
+
+
+async def measure(url: str, token: str, levels: list[int], rounds: int) -> dict[str, Runs]:
+    """Both paths, interleaved round by round so they see the same background load."""
+    runs: dict[str, Runs] = {"direct": {}, "mcp": {}}
+    async with direct_calls() as direct, mcp_calls(url, token, max(levels)) as over_mcp:
+        paths = {"direct": direct, "mcp": over_mcp}
+        for call in paths.values():  # warm-up: caches, plans, first model calls
+            await run_clients(max(levels), 1, call)
+        for _ in range(rounds):
+            for n in levels:
+                for name, call in paths.items():
+                    latencies, wall = await run_clients(n, 1, call)
+                    before, seconds = runs[name].get(n, ([], 0.0))
+                    runs[name][n] = (before + latencies, seconds + wall)
+    return runs
 
 
 def mint_token(env: dict[str, str]) -> str:
@@ -215,17 +234,13 @@ def main(argv: list[str]) -> int:
         target = DatabaseTarget(to_sqlalchemy_url(uri))
         sync_never_synced(settings, target)
 
-        print(f"direct: {levels} concurrent callers ...", flush=True)
-        direct = asyncio.run(measure_direct(levels, args.rounds))
-
         print("starting kb serve ...", flush=True)
         proc = serve(env, port, Path(tmp) / "serve.log")
         try:
             token = mint_token(env)
-            print(f"MCP over HTTP: {levels} concurrent clients ...", flush=True)
-            over_mcp = asyncio.run(
-                measure_mcp(f"http://127.0.0.1:{port}/mcp", token, levels, args.rounds)
-            )
+            print(f"measuring at {levels} concurrent clients ...", flush=True)
+            runs = asyncio.run(measure(f"http://127.0.0.1:{port}/mcp", token, levels, args.rounds))
+            direct, over_mcp = runs["direct"], runs["mcp"]
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -242,8 +257,9 @@ def main(argv: list[str]) -> int:
     top = max(levels)
     overhead = ", ".join(f"**{ratios[n]:.2f}x** at {n}" for n in levels)
     body = f"""`python -m bench mcp_latency` ({", ".join(map(str, levels))} concurrent clients, \
-{len(QUESTIONS)} questions x {args.rounds} rounds each after one warm-up round; \
-{platform.machine()}, {os.cpu_count()} cores shared by server, clients and other work).
+{len(QUESTIONS)} questions x {args.rounds} rounds each after one warm-up round, the two \
+paths alternating round by round; {platform.machine()}, {os.cpu_count()} cores shared by \
+server, clients and other work).
 
 Data: the sample company (`examples/kb.yaml`: its shared drive and SQLite database), asked
 as an engineer (`user:erin`, `group:eng`) through the real policy. **Direct** is
@@ -255,8 +271,8 @@ parsing.
 
 {table}
 
-Protocol overhead (MCP p50 / direct p50): {overhead} concurrent clients. One client at a
-time shows the extra work per call (HTTP, token check, JSON-RPC, argument and result
+Protocol overhead (MCP p50 / direct p50): {overhead} concurrent clients.
+One client at a time shows the extra work per call (HTTP, token check, JSON-RPC, argument and result
 validation on both ends, the audit insert). With {top} clients on {os.cpu_count()} cores
 every call mostly waits for the CPU, and the MCP side also runs the {top} SDK clients on
 those cores, so that ratio measures CPU per call under saturation, not the network.

@@ -1,8 +1,9 @@
-"""`kb serve --load-examples`: ingest the configured sources that were never synced.
+"""First start: ingest the configured sources that were never synced.
 
-The first start syncs each enabled source of the configuration that has never completed a
-sync, inline and with progress. Later starts find every source synced and return after one
-query, without loading the model, so they take seconds.
+Used by `kb serve` when ``ingest.sync_on_start`` is ``missing`` (or with
+``--load-examples``). The first start syncs each enabled source of the configuration that
+has never completed a sync, inline and with progress. Later starts find every source synced
+and return after one query, so they take seconds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sqlalchemy import Engine
 from server.cli.common import console
 from server.cli.sync_cmd import sync_inline
 from server.db.engine import DatabaseTarget, make_sync_engine
+from server.embeddings import Embedder
 from server.ingest import repository
 from server.ingest.sources import upsert_configured_sources
 from server.settings import Settings
@@ -29,8 +31,13 @@ def never_synced(settings: Settings, engine: Engine) -> list[str]:
     ]
 
 
-def sync_never_synced(settings: Settings, target: DatabaseTarget) -> list[str]:
-    """Sync, inline, every enabled configured source that never completed a sync."""
+def sync_never_synced(
+    settings: Settings, target: DatabaseTarget, embedder: Embedder | None = None
+) -> list[str]:
+    """Sync, inline, every enabled configured source that never completed a sync.
+
+    ``embedder``: the model the caller already loaded, so a process loads it once.
+    """
     engine = make_sync_engine(target, settings)
     try:
         pending = never_synced(settings, engine)
@@ -39,7 +46,7 @@ def sync_never_synced(settings: Settings, target: DatabaseTarget) -> list[str]:
             return []
         console.print(f"first start: ingesting {len(pending)} source(s): {', '.join(pending)}")
         for name in pending:
-            sync_inline(settings, engine, name)
+            sync_inline(settings, engine, name, embedder=embedder)
         return pending
     finally:
         engine.dispose()

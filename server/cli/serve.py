@@ -8,9 +8,11 @@ import typer
 import uvicorn
 
 from server.app import create_app
+from server.cli.bootstrap import sync_never_synced
 from server.cli.common import State, configure_logging, console, handle_errors
 from server.db.engine import describe
 from server.db.home_lock import HomeLock
+from server.embeddings import load_embedder
 from server.runtime import prepare_database
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,11 @@ def serve(
     port: int | None = typer.Option(None, help="Port to bind (default from config)."),
     migrate: bool = typer.Option(True, help="Apply pending migrations before serving."),
     load_examples: bool = typer.Option(
-        False, help="Sync configured sources that were never synced, before serving."
+        False,
+        help=(
+            "Sync configured sources that were never synced before serving (as "
+            "ingest.sync_on_start: missing). Later starts skip them and take seconds."
+        ),
     ),
 ) -> None:
     """Start the server: database, migrations, model, then HTTP on host:port (MCP at /mcp)."""
@@ -38,11 +44,12 @@ def serve(
             target, version = prepare_database(settings, run_migrations=migrate)
         try:
             console.print(f"database {describe(target.url)} (pgvector {version}) ready")
-            if load_examples:
-                from server.cli.bootstrap import sync_never_synced
-
-                sync_never_synced(settings, target)
-            app = create_app(settings, target=target, run_migrations=False)
+            # Loaded once here and shared by the first-start sync and the server.
+            with console.status("loading the embedding model"):
+                embedder = load_embedder(settings.embedding)
+            if load_examples or settings.ingest.sync_on_start == "missing":
+                sync_never_synced(settings, target, embedder)
+            app = create_app(settings, target=target, run_migrations=False, embedder=embedder)
             console.print(
                 f"[bold green]serving[/] {settings.http.base_url}  "
                 f"(MCP {settings.http.base_url}/mcp, docs {settings.http.base_url}/docs)"

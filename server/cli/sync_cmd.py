@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from server.cli.common import State, configure_logging, console, fail, handle_errors
 from server.db.engine import DatabaseTarget, make_sync_engine
-from server.embeddings import load_embedder
+from server.embeddings import Embedder, load_embedder
 from server.errors import KBError
 from server.ingest import repository
 from server.ingest.runs import FINAL_STATUSES, RunCounts, run_view
@@ -120,10 +120,21 @@ def sync(
             console.print(f"follow it with `kb jobs show {queued.run_id}`; a `kb worker` runs it")
 
 
-def sync_inline(settings: Settings, engine: Engine, source: str, *, full: bool = False) -> None:
-    """Load the model and run the sync on a thread while the progress bar follows it."""
-    with console.status("loading the embedding model"):
-        embedder = load_embedder(settings.embedding)
+def sync_inline(
+    settings: Settings,
+    engine: Engine,
+    source: str,
+    *,
+    full: bool = False,
+    embedder: Embedder | None = None,
+) -> None:
+    """Run the sync on a thread while the progress bar follows it.
+
+    Pass ``embedder`` to reuse a model the process already loaded (``kb serve``).
+    """
+    if embedder is None:
+        with console.status("loading the embedding model"):
+            embedder = load_embedder(settings.embedding)
     started = threading.Event()
     done = threading.Event()
     box: dict[str, Any] = {}
