@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import anyio
 from sqlalchemy import insert
 
 from policies.identity import Caller
@@ -169,20 +170,23 @@ class AuditRecorder:
                     failure.message if isinstance(failure, KBError) else failure.__class__.__name__
                 )
             try:
-                await self.record(
-                    principals=caller.principals if caller else (),
-                    client_id=caller.client_id if caller else None,
-                    transport=transport or (caller.transport if caller else "internal"),
-                    method=method,
-                    target=target,
-                    arguments=arguments,
-                    document_ids=rec.document_ids,
-                    chunk_ids=rec.chunk_ids,
-                    policy_version=rec.policy_version,
-                    outcome=outcome,
-                    error=error,
-                    latency_ms=(time.perf_counter() - started) * 1000,
-                )
+                # Shielded: a cancelled call (client gone, MCP cancellation) is still audited;
+                # anyio cancel scopes would otherwise cancel this write too.
+                with anyio.CancelScope(shield=True):
+                    await self.record(
+                        principals=caller.principals if caller else (),
+                        client_id=caller.client_id if caller else None,
+                        transport=transport or (caller.transport if caller else "internal"),
+                        method=method,
+                        target=target,
+                        arguments=arguments,
+                        document_ids=rec.document_ids,
+                        chunk_ids=rec.chunk_ids,
+                        policy_version=rec.policy_version,
+                        outcome=outcome,
+                        error=error,
+                        latency_ms=(time.perf_counter() - started) * 1000,
+                    )
             except DatabaseUnavailable:
                 # A failed call stays failed with its own error; a successful one fails now.
                 if failure is None:

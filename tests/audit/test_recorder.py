@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import psycopg
 import pytest
 from sqlalchemy import event
@@ -135,3 +136,18 @@ async def test_audit_unavailable(
         conn.execute(f"DROP OWNED BY {role}")
         conn.execute(f"DROP ROLE {role}")
     assert count == (0,)
+
+
+@pytest.mark.anyio
+async def test_cancelled_call_is_still_audited(make_settings: Callable[..., Settings]) -> None:
+    """A client that cancels (or disconnects) mid-call still leaves its audit row."""
+    settings = make_settings()
+    async with open_runtime(settings, load_model=False) as runtime:
+        with anyio.move_on_after(0.2) as scope:
+            async with runtime.audit.call(ALICE, method="tools/call", target="search"):
+                await anyio.sleep(30)
+        assert scope.cancelled_caught
+        async with runtime.db.sessions() as session:
+            rows = await repository.tail(session, limit=5)
+    assert [(r.target, r.outcome) for r in rows] == [("search", "error")]
+    assert rows[0].error == "CancelledError"
