@@ -23,6 +23,7 @@ uncommitted batch; the rerun skips what was committed (same hashes) and converge
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -49,6 +50,8 @@ COUNTS_FLUSH_S = 2.0  # progress of unchanged/failed documents reaches the run r
 # Read-ahead of the reader, in documents: a few batches keep the model busy; more would only
 # hold parsed documents in memory (and read the source further ahead of what is committed).
 READ_AHEAD_BATCHES = 4
+# Nice value of the reader (parse + chunk) thread; the model threads keep priority 0.
+READER_NICENESS = 10
 MIN_READ_AHEAD = 64
 
 
@@ -154,6 +157,7 @@ class Pipeline:
     # ------------------------------------------------------------------ reader thread
 
     def _read(self, connector: Connector, cursor: Mapping[str, Any] | None) -> None:
+        _yield_cpu_to_the_model()
         try:
             connector.check()
             items, next_cursor, mode = self._items(connector, cursor)
@@ -292,6 +296,22 @@ class Pipeline:
         # The cursor commits with the last batch it covers: a crash before this point
         # replays the window (cheaply: committed documents hash as unchanged).
         repository.save_sync_state(conn, self.source, sync_state(end.cursor), success=True)
+
+
+def _yield_cpu_to_the_model() -> None:
+    """Lower this (reader) thread's CPU priority.
+
+    Parsing and chunking are a few percent of the work but, run at the same priority, they
+    preempt torch's intra-op threads, which then wait for each other at every barrier. On
+    two cores (`python -m bench ingest --docs 300`) end-to-end throughput went from 27.9 to
+    30.8 chunks/s (ratio to the model alone 0.83 -> 0.92) once the reader was niced; it
+    still stays ahead (the queue holds parsed documents) on the cycles torch leaves free.
+    Linux-only (per-thread nice); elsewhere a no-op.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICENESS)
+    except (AttributeError, OSError):
+        log.debug("could not lower the reader thread's priority", exc_info=True)
 
 
 def sync_state(cursor: Mapping[str, Any] | None) -> dict[str, Any]:
