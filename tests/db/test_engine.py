@@ -72,3 +72,39 @@ def test_embedded_server_lifecycle(tmp_path: Path) -> None:
             assert ver is not None and parse_version(ver[0]) >= (0, 8)
     finally:
         second.stop()
+
+
+def test_server_stops_after_a_killed_process_left_its_handle(tmp_path: Path) -> None:
+    """A kb process killed with -9 leaves its pid in the handle list; the next process to
+    exit must still stop the server instead of leaving it running forever."""
+    import signal
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path;"
+            "from server.db.embedded import EmbeddedPostgres;"
+            "EmbeddedPostgres(Path(sys.argv[1]), 'killed').start();"
+            "print('up', flush=True); time.sleep(120)",
+            str(home),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "up"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()
+    assert (home / "pg" / "postmaster.pid").exists(), "the killed process left the server up"
+
+    survivor = EmbeddedPostgres(home, "killed")
+    survivor.start()
+    survivor.stop()
+    assert not (home / "pg" / "postmaster.pid").exists(), "the last live handle must stop it"
