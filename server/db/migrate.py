@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -32,6 +33,7 @@ def downgrade(url: URL, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+@cache  # the scripts of an installed process do not change; /readyz asks on every probe
 def head_revision() -> str:
     heads = ScriptDirectory.from_config(alembic_config(URL.create("postgresql"))).get_heads()
     if len(heads) != 1:

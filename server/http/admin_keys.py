@@ -62,22 +62,8 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, info: KeyInfo) -> KeyOut:
-        return cls(
-            id=info.id,
-            name=info.name,
-            principal=info.principal,
-            prefix=info.prefix,
-            status=info.status,
-            scopes=info.scopes,
-            sources=info.sources,
-            collections=info.collections,
-            created_by=info.created_by,
-            created_at=info.created_at,
-            expires_at=info.expires_at,
-            revoked_at=info.revoked_at,
-            last_used_at=info.last_used_at,
-            rotated_from=info.rotated_from,
-        )
+        # Same field names as KeyInfo (status is its property): read them, never the secret.
+        return cls.model_validate(info, from_attributes=True)
 
 
 class NewKeyOut(BaseModel):
