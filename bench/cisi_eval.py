@@ -70,8 +70,8 @@ async def evaluate(
     judged: dict[int, set[int]],
     embedder: object,
 ) -> list[tuple[str, ...]]:
+    from core.identity import Caller
     from policies.engine import PolicyEngine
-    from policies.identity import Caller
     from policies.rules import parse_policy_yaml
     from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
     from server.embeddings import AsyncEmbedder

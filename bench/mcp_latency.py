@@ -114,7 +114,7 @@ Call = Callable[[int, str], Awaitable[None]]
 @asynccontextmanager
 async def direct_calls() -> AsyncIterator[Call]:
     """The search service in this process, as the benchmark caller."""
-    from policies.identity import Caller
+    from core.identity import Caller
     from server.mcp.state import McpState
     from server.runtime import open_runtime
     from server.search.schemas import SearchQuery

@@ -122,8 +122,8 @@ def exact_top(dsn: str, group: str, queries: np.ndarray) -> tuple[int, list[set[
 async def measure(
     dsn: str, queries: np.ndarray, truths: dict[str, tuple[int, list[set[int]]]]
 ) -> list[Row]:
+    from core.identity import Caller
     from policies.engine import PolicyEngine
-    from policies.identity import Caller
     from policies.rules import parse_policy_yaml
     from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
     from server.search import SearchFilters, SearchService, SearchTuning

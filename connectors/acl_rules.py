@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from connectors.globs import compile_glob
 from connectors.principals import validate_principals
-from server.errors import DocumentParseError
+from core.errors import DocumentParseError
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 MAX_SIDECAR_BYTES = 64 * 1024

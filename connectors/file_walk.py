@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.globs import GlobSet
-from server.errors import ConnectorError
+from core.errors import ConnectorError
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from connectors.file_walk import FileEntry, TreeWalker
 from connectors.globs import GlobSet
 from connectors.parsers import SUPPORTED_EXTENSIONS, parse_bytes
 from connectors.principals import validate_principals
-from server.errors import DocumentParseError
+from core.errors import DocumentParseError
 
 # Bump when parsing changes what a file yields, so the next poll re-reads every file.
 PARSER_VERSION = 1

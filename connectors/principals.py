@@ -1,7 +1,7 @@
 """Normalising source-system ACL values into the server's principal namespace.
 
 Principals look like ``user:<id>``, ``email:<address>``, ``group:<name>``, ``svc:<client>``
-or ``role:<name>`` (see :mod:`policies.identity`). Sources often store bare names (``hr``)
+or ``role:<name>`` (see :mod:`core.identity`). Sources often store bare names (``hr``)
 or lists in one column (``"hr, finance"`` or ``["hr", "finance"]``); a configured prefix
 turns a bare name into a principal. Email addresses are lower-cased, since mail systems
 treat them case-insensitively and the identity side must match them exactly.
@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable
 
-from policies.identity import PRINCIPAL_PREFIXES, is_principal
+from core.identity import PRINCIPAL_PREFIXES, is_principal
 
 _SPLIT = re.compile(r"[,;\n]")
 

@@ -35,7 +35,7 @@ from connectors.sql_cursor import encode_position, lookback_bound
 from connectors.sql_guard import UnsafeQuery, check_select
 from connectors.sql_rows import RowRenderer, entry_fingerprint, external_id
 from connectors.sql_session import SqlSession
-from server.errors import ConnectorError
+from core.errors import ConnectorError
 
 # (entry, lower bound on updated_at or None for all rows)
 _Plan = list[tuple[SqlEntryConfig, Any | None]]

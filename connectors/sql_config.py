@@ -14,7 +14,7 @@ from connectors.config import SourceConfigBase
 from connectors.principals import validate_principals
 from connectors.sql_guard import UnsafeQuery, check_select
 from connectors.templating import template_fields
-from policies.identity import PRINCIPAL_PREFIXES
+from core.identity import PRINCIPAL_PREFIXES
 
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Executable
 
 from connectors.sql_config import ENV_REFERENCE, SqlSourceConfig
-from server.errors import ConnectorError
+from core.errors import ConnectorError
 
 log = logging.getLogger(__name__)
 

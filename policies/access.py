@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 
-from policies.identity import Caller
+from core.identity import Caller
 
 
 @dataclass(frozen=True)

@@ -27,16 +27,16 @@ from typing import Any
 
 import yaml
 
+from core.errors import InvalidRequest, NotFound
+from core.identity import Caller, is_principal
 from policies.access import RowAttributes
 from policies.engine import PolicyEngine
 from policies.explain import AccessDiff, Explanation, Reader, diff, explain, who_can
-from policies.identity import Caller, is_principal
 from policies.lint import LintIssue, lint
 from policies.listener import refresh
 from policies.rules import PolicyItem, PolicySet, dump_policy_yaml
 from policies.snapshot import PolicySnapshot
 from policies.store import Change, PolicyStore, StoredItem
-from server.errors import InvalidRequest, NotFound
 
 DOCUMENT_KEYS = {"id", "source", "collection", "path", "level", "acl", "content_type", "metadata"}
 

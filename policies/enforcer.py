@@ -25,6 +25,7 @@ from typing import Any
 
 import casbin
 
+from core.errors import PolicyError
 from policies.access import RowAttributes
 from policies.selectors import (
     collection_prefixes,
@@ -33,7 +34,6 @@ from policies.selectors import (
     parse_selector,
 )
 from policies.snapshot import ADMIN_ROLE, MAX_HIERARCHY_DEPTH
-from server.errors import PolicyError
 
 _MODEL_TEXT = resources.files("policies").joinpath("model.conf").read_text(encoding="utf-8")
 

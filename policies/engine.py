@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, false, or_, true
 
+from core.identity import Caller
 from policies.access import AccessFilter, AuthzColumns, RowAttributes, make_access_filter
 from policies.compiler import compile_predicate
 from policies.enforcer import RowChecker, build_enforcer
-from policies.identity import Caller
 from policies.rules import PolicySet
 from policies.selectors import collection_prefixes
 from policies.snapshot import PolicySnapshot

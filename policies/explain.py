@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from core.identity import Caller, is_principal
 from policies.access import RowAttributes
 from policies.engine import PolicyEngine
-from policies.identity import Caller, is_principal
 from policies.rules import AccessRule, PolicySet
 from policies.selectors import collection_prefixes, conditions_hold
 from policies.snapshot import ADMIN_ROLE, EffectiveRule, PolicySnapshot, Problem

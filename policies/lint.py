@@ -19,11 +19,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from policies.identity import is_principal
+from core.errors import PolicyError
+from core.identity import is_principal
 from policies.rules import PolicySet
 from policies.selectors import parse_selector
 from policies.snapshot import MAX_HIERARCHY_DEPTH, normalise
-from server.errors import PolicyError
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import psycopg
 
+from core.errors import PolicyError
+from core.identity import Caller
 from policies.engine import PolicyEngine
-from policies.identity import Caller
 from policies.rules import parse_policy_yaml
 from policies.store import CHANNEL, PolicyStore
-from server.errors import PolicyError
 
 log = logging.getLogger(__name__)
 

@@ -43,8 +43,8 @@ from typing import Any, Literal
 
 import yaml
 
+from core.errors import PolicyError
 from policies.selectors import canonical_conditions
-from server.errors import PolicyError
 
 Effect = Literal["allow", "deny"]
 RULE_KEYS = {"subject", "object", "effect", "max_level", "when", "comment"}

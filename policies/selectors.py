@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from server.errors import PolicyError
+from core.errors import PolicyError
 
 SelectorKind = Literal["all", "collection", "path", "source", "doc", "acl"]
 ConditionOp = Literal["==", "!=", "in", "<=", ">="]

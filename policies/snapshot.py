@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from core.errors import PolicyError
 from policies.rules import AccessRule, Effect, PolicySet
 from policies.selectors import (
     Condition,
@@ -29,7 +30,6 @@ from policies.selectors import (
     parse_selector,
     widest_reading,
 )
-from server.errors import PolicyError
 
 log = logging.getLogger(__name__)
 

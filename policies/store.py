@@ -27,14 +27,14 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import InvalidRequest, NotFound, PolicyError
+from core.identity import Caller
 from policies.access import AccessFilter, AuthzColumns, RowAttributes
-from policies.identity import Caller
 from policies.lint import errors as lint_errors
 from policies.rules import AccessRule, PolicyItem, PolicySet, item_from_row
 from policies.snapshot import PolicySnapshot
 from server.db.engine import Database
 from server.db.models import AuditEntry, Document, PolicyRule, PolicyVersion
-from server.errors import InvalidRequest, NotFound, PolicyError
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from connectors.config import SourceConfigBase
 from connectors.registry import parse_source_config
-from server.errors import ConfigError
+from core.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "kb.yaml"
 

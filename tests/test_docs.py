@@ -175,10 +175,10 @@ def test_compose_describes_the_production_topology() -> None:
 def test_example_policy_tests_pass() -> None:
     """examples/policy-tests.yaml (run by `kb policy test`) holds for examples/policies.yaml,
     by the explainer and by the per-row Casbin re-check alike."""
+    from core.identity import Caller
     from policies.access import RowAttributes
     from policies.engine import PolicyEngine
     from policies.explain import explain
-    from policies.identity import Caller
 
     examples = ROOT / "examples"
     policy = parse_policy_yaml((examples / "policies.yaml").read_text(encoding="utf-8"))

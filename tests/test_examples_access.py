@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from policies.identity import Caller
+from core.identity import Caller
 from server.db.engine import DatabaseTarget, make_sync_engine, to_sqlalchemy_url
 from server.embeddings.base import Embedder
 from server.ingest.service import run_sync

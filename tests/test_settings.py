@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.errors import ConfigError
+from core.errors import ConfigError
 from server.settings import load_settings, masked_dump
 
 

@@ -15,7 +15,7 @@ from connectors.parsers.model import ParsedDocument
 from connectors.parsers.office import parse_docx, parse_pptx, parse_xlsx
 from connectors.parsers.pdf import parse_pdf
 from connectors.parsers.text import parse_csv, parse_markdown, parse_plain_text
-from server.errors import DocumentParseError
+from core.errors import DocumentParseError
 
 Parser = Callable[[bytes], ParsedDocument]
 

@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup, Tag
 
 from connectors.parsers.model import MIME_HTML, ParsedDocument, clean_title
 from connectors.parsers.text import markdown_sections
-from server.errors import DocumentParseError
+from core.errors import DocumentParseError
 
 log = logging.getLogger(__name__)
 _BOILERPLATE = (

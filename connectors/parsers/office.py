@@ -25,7 +25,7 @@ from connectors.parsers.model import (
     clean_title,
 )
 from connectors.parsers.tables import cell_text, rows_to_text
-from server.errors import DocumentParseError
+from core.errors import DocumentParseError
 
 _HEADING_STYLE = re.compile(r"^Heading (\d)$")
 

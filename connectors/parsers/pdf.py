@@ -17,7 +17,7 @@ from pypdf.errors import FileNotDecryptedError, PyPdfError
 
 from connectors.base import Section
 from connectors.parsers.model import MIME_PDF, ParsedDocument, clean_title
-from server.errors import DocumentParseError
+from core.errors import DocumentParseError
 
 log = logging.getLogger(__name__)
 _PDFIUM_LOCK = threading.Lock()

@@ -19,7 +19,7 @@ from connectors.parsers.model import (
     clean_title,
 )
 from connectors.parsers.tables import rows_to_text
-from server.errors import DocumentParseError
+from core.errors import DocumentParseError
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from policies.identity import Caller
+from core.errors import DatabaseUnavailable
+from core.identity import Caller
 from server.audit.recorder import AUDIT_UNAVAILABLE, Outcome
-from server.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from server.runtime import Runtime

@@ -2,7 +2,7 @@
 
 Each row is written in its own short transaction (independent of the call's), before the
 answer leaves the server. When the write fails and ``audit.fail_closed`` is set, the call
-fails with :class:`~server.errors.DatabaseUnavailable`; otherwise the whole record goes to
+fails with :class:`~core.errors.DatabaseUnavailable`; otherwise the whole record goes to
 the error log so it is still not lost.
 
 Typical use from a door (MCP handler, REST endpoint)::
@@ -28,10 +28,7 @@ from typing import Any, Literal
 import anyio
 from sqlalchemy import insert
 
-from policies.identity import Caller
-from server.db.engine import Database
-from server.db.models import AuditEntry
-from server.errors import (
+from core.errors import (
     AccessDenied,
     AuthError,
     DatabaseUnavailable,
@@ -39,6 +36,9 @@ from server.errors import (
     KBError,
     NotFound,
 )
+from core.identity import Caller
+from server.db.engine import Database
+from server.db.models import AuditEntry
 from server.settings import AuditSettings
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from policies.identity import Caller, Transport
+from core.errors import AuthError, InvalidRequest, NotFound
+from core.identity import Caller, Transport
 from server.auth import key_store
 from server.db.engine import Database
 from server.db.models import ApiKey
-from server.errors import AuthError, InvalidRequest, NotFound
 
 log = logging.getLogger(__name__)
 

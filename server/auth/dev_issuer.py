@@ -22,8 +22,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core.errors import AuthError, ConfigError
 from server.auth.verifier import checked_algorithm, decode_verified, unverified_header
-from server.errors import AuthError, ConfigError
 
 log = logging.getLogger(__name__)
 

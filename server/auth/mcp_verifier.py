@@ -2,7 +2,7 @@
 
 The SDK's bearer middleware calls :meth:`KbTokenVerifier.verify_token`; what it returns
 is available inside handlers through ``get_access_token()``. Use :func:`caller_of` there
-to get our :class:`~policies.identity.Caller` back.
+to get our :class:`~core.identity.Caller` back.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from pydantic import ConfigDict
 
-from policies.identity import Caller
+from core.errors import AuthError
+from core.identity import Caller
 from server.auth.service import Authenticated, Authenticator
-from server.errors import AuthError
 
 log = logging.getLogger(__name__)
 

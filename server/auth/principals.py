@@ -1,4 +1,4 @@
-"""Verified token claims -> :class:`~policies.identity.Caller`.
+"""Verified token claims -> :class:`~core.identity.Caller`.
 
 ``user:<sub>``, ``email:<address>`` (only when ``email_verified`` is true), ``group:<name>``
 from the configured groups claim path, and ``svc:<client id>`` for client-credentials
@@ -12,8 +12,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from policies.identity import Caller, Transport
-from server.errors import AuthError
+from core.errors import AuthError
+from core.identity import Caller, Transport
 from server.settings import AuthSettings
 
 log = logging.getLogger(__name__)

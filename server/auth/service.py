@@ -12,14 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from policies.identity import Caller, Transport
+from core.errors import AuthError, InsufficientScope
+from core.identity import Caller, Transport
 from server.auth.api_keys import ApiKeyService, looks_like_api_key
 from server.auth.dev_issuer import DEV_ISSUER, DevIssuer
 from server.auth.jwks import JwksSource
 from server.auth.principals import caller_from_claims
 from server.auth.verifier import JwtVerifier, unverified_issuer
 from server.db.engine import Database
-from server.errors import AuthError, InsufficientScope
 from server.settings import Settings
 
 log = logging.getLogger(__name__)

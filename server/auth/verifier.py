@@ -13,8 +13,8 @@ from typing import Any
 
 import jwt
 
+from core.errors import AuthError
 from server.auth.jwks import KEY_TYPE_FOR_ALG, JwksSource, KeyNotFound
-from server.errors import AuthError
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from typing import IO, Literal
 
 import typer
 
+from core.errors import InvalidRequest
 from server.audit import repository
 from server.audit.cli_calls import admin_runtime, audit_cli_call
 from server.cli.common import State, handle_errors, run_async
 from server.db.models import AuditEntry
-from server.errors import InvalidRequest
 
 app = typer.Typer(
     help="The audit log of every MCP and admin call: tail and export.", no_args_is_help=True

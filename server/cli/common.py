@@ -13,7 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from server.errors import ConfigError, DatabaseError, KBError
+from core.errors import ConfigError, DatabaseError, KBError
 from server.settings import Settings, load_settings
 
 console = Console()

@@ -8,10 +8,10 @@ from typing import Any
 import typer
 from rich.table import Column, Table
 
+from core.errors import InvalidRequest, KBError
 from server.audit.cli_calls import admin_runtime, audit_cli_call, operator
 from server.auth.api_keys import KeyInfo, NewKey
 from server.cli.common import State, console, err_console, handle_errors, run_async
-from server.errors import InvalidRequest, KBError
 
 app = typer.Typer(
     help="API keys for service accounts: create, list, revoke, rotate.", no_args_is_help=True

@@ -16,15 +16,15 @@ import typer
 import yaml
 from rich.table import Table
 
+from core.errors import InvalidRequest, PolicyError
+from core.identity import Caller
 from policies.admin import PolicyAdmin, TestOutcome, parse_principals
 from policies.explain import Explanation
-from policies.identity import Caller
 from policies.lint import lint
 from policies.rules import AccessRule, CollectionLink, PolicySet, RoleLink, parse_policy_yaml
 from policies.selectors import canonical_conditions
 from server.audit.cli_calls import operator
 from server.cli.common import State, console, err_console, fail, handle_errors, run_async
-from server.errors import InvalidRequest, PolicyError
 from server.runtime import open_runtime
 
 app = typer.Typer(

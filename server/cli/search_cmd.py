@@ -10,10 +10,10 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from policies.identity import Caller, is_principal
+from core.errors import InvalidRequest
+from core.identity import Caller, is_principal
 from server.audit.cli_calls import operator
 from server.cli.common import State, console, handle_errors, run_async
-from server.errors import InvalidRequest
 from server.runtime import open_runtime
 from server.search import SearchQuery, SearchResult, SearchService, make_filters
 from server.settings import Settings

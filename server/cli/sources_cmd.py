@@ -10,9 +10,9 @@ import typer
 import yaml
 from rich.table import Table
 
+from core.errors import ConfigError, ConnectorError, InvalidRequest
 from server.cli.common import State, console, handle_errors
 from server.cli.sync_cmd import counts_line, open_database
-from server.errors import ConfigError, ConnectorError, InvalidRequest
 from server.ingest import catalog
 
 app = typer.Typer(

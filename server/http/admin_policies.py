@@ -13,9 +13,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.errors import InvalidRequest, KBError, NotFound
+from core.identity import Caller
 from policies.admin import PolicyAdmin, parse_principals
 from policies.explain import Explanation
-from policies.identity import Caller
 from policies.lint import lint
 from policies.rules import (
     AccessRule,
@@ -28,7 +29,6 @@ from policies.rules import (
     rule_to_mapping,
 )
 from policies.store import Change, StoredItem
-from server.errors import InvalidRequest, KBError, NotFound
 from server.http.deps import require_admin
 from server.runtime import Runtime
 

@@ -18,8 +18,8 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from policies.identity import Caller
-from server.errors import ConfigError, ConnectorError, InvalidRequest, KBError, NotFound
+from core.errors import ConfigError, ConnectorError, InvalidRequest, KBError, NotFound
+from core.identity import Caller
 from server.http.deps import require_admin
 from server.ingest import catalog
 from server.ingest.service import SyncBusy

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, Request
 
-from policies.identity import Caller
+from core.errors import AuthError, InsufficientScope
+from core.identity import Caller
 from server.auth.service import Authenticated, Authenticator, www_authenticate
-from server.errors import AuthError, InsufficientScope
 
 if TYPE_CHECKING:
     from server.runtime import Runtime

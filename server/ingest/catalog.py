@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from connectors.config import SourceConfigBase
-from server.errors import InvalidRequest, NotFound
+from core.errors import InvalidRequest, NotFound
 from server.ingest import repository
 from server.ingest.runs import run_view
 from server.ingest.sources import (

@@ -35,8 +35,8 @@ import numpy as np
 from sqlalchemy import Connection, Engine
 
 from connectors.base import Connector, FailedDocument, Item, SourceDocument
+from core.errors import ConnectorError, KBError
 from server.embeddings.base import Embedder
-from server.errors import ConnectorError, KBError
 from server.ingest import repository
 from server.ingest.chunking import Chunker, ChunkText
 from server.ingest.repository import DocumentWrite, StoredDocument

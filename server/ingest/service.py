@@ -18,8 +18,8 @@ import psycopg
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from core.errors import DatabaseUnavailable, InvalidRequest, KBError
 from server.embeddings.base import Embedder
-from server.errors import DatabaseUnavailable, InvalidRequest, KBError
 from server.ingest import repository, runs
 from server.ingest.chunking import Chunker
 from server.ingest.pipeline import DEFAULT_BATCH_CHUNKS, Pipeline, PipelineOptions, sync_state

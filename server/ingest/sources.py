@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from connectors.base import Connector, ConnectorContext
 from connectors.config import SourceConfigBase
 from connectors.registry import connector_class, parse_source_config
-from server.errors import ConfigError, InvalidRequest, NotFound
+from core.errors import ConfigError, InvalidRequest, NotFound
 from server.ingest import repository
 from server.settings import Settings
 

@@ -21,8 +21,8 @@ from croniter import croniter  # type: ignore[import-untyped]
 from procrastinate import App, PsycopgConnector, RetryStrategy
 from procrastinate.tasks import ConfigureTaskOptions
 
+from core.errors import ConfigError, ConnectorError, DatabaseUnavailable
 from server.db.engine import DatabaseTarget
-from server.errors import ConfigError, ConnectorError, DatabaseUnavailable
 from server.ingest.service import SyncBusy
 from server.jobs import tasks
 

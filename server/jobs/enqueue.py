@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy import Engine
 
+from core.errors import InvalidRequest
 from server.db.engine import DatabaseTarget
-from server.errors import InvalidRequest
 from server.ingest import repository, runs
 from server.ingest.service import SourceDisabled
 from server.ingest.sources import resolve_config, upsert_configured_sources

@@ -24,7 +24,7 @@ from mcp_types import (
     TextContent,
 )
 
-from server.errors import DatabaseUnavailable
+from core.errors import DatabaseUnavailable
 from server.mcp.calls import protocol_error
 from server.mcp.state import McpState
 

@@ -19,10 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST
 
-from policies.access import AccessFilter
-from policies.identity import Caller
-from server.audit.recorder import CallRecord
-from server.errors import (
+from core.errors import (
     AccessDenied,
     AuthError,
     DatabaseError,
@@ -31,6 +28,9 @@ from server.errors import (
     NotFound,
     PolicyError,
 )
+from core.identity import Caller
+from policies.access import AccessFilter
+from server.audit.recorder import CallRecord
 from server.mcp.state import McpState
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from mcp_types import (
     ResourceTemplateReference,
 )
 
-from server.errors import KBError
+from core.errors import KBError
 from server.mcp.calls import guarded, protocol_error
 from server.mcp.resources import DOCUMENT_TEMPLATE, SOURCE_TEMPLATE
 from server.mcp.state import state_of

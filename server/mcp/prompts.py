@@ -24,7 +24,7 @@ from mcp_types import (
 )
 from pydantic import Field
 
-from server.errors import KBError
+from core.errors import KBError
 from server.mcp.calls import guarded, protocol_error
 from server.mcp.state import McpState, state_of
 from server.mcp.tools import tool_names

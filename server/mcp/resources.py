@@ -31,9 +31,9 @@ from mcp_types import (
     TextResourceContents,
 )
 
+from core.errors import KBError, NotFound
 from policies.access import AccessFilter
 from server.audit.recorder import CallRecord
-from server.errors import KBError, NotFound
 from server.mcp.calls import RESOURCE_NOT_FOUND, guarded, protocol_error, resource_not_found
 from server.mcp.state import McpState, state_of
 from server.search.schemas import DOCUMENT_URI_PREFIX, SOURCE_URI_PREFIX, DocumentSummary

@@ -15,12 +15,12 @@ from typing import Any, Protocol
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context
 
+from core.errors import AuthError
+from core.identity import Caller
 from policies.access import AccessFilter
-from policies.identity import Caller
 from server.audit.recorder import AuditRecorder
 from server.auth.mcp_verifier import current_mcp_caller
 from server.auth.service import ANONYMOUS
-from server.errors import AuthError
 from server.runtime import Runtime
 from server.search.service import SearchService
 from server.settings import Settings

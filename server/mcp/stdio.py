@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 
 from mcp.server.mcpserver import MCPServer
 
-from policies.identity import Caller, is_principal
+from core.errors import ConfigError
+from core.identity import Caller, is_principal
 from server.db.engine import DatabaseTarget
-from server.errors import ConfigError
 from server.mcp.background_model import BackgroundModel
 from server.mcp.server import build_mcp_server
 from server.mcp.state import McpState

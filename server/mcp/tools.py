@@ -16,7 +16,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from server.errors import KBError
+from core.errors import KBError
 from server.mcp.calls import guarded, tool_error
 from server.mcp.schemas import (
     CHUNK_ID_PREFIX,

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from core.errors import NotFound
 from policies.access import AccessFilter
 from server.db.engine import Database
 from server.embeddings import AsyncEmbedder
-from server.errors import NotFound
 from server.search import repository as repo
 from server.search.schemas import (
     DOCUMENT_URI_PREFIX,

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from server.errors import InvalidRequest, NotFound
+from core.errors import InvalidRequest, NotFound
 from server.search.schemas import DOCUMENT_URI_PREFIX, MetadataValue, SearchFilters
 
 MAX_QUERY_CHARS = 2000

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from sqlalchemy import event
 
-from policies.identity import Caller
+from core.errors import DatabaseUnavailable, InvalidRequest, NotFound
+from core.identity import Caller
 from server.audit import repository
-from server.errors import DatabaseUnavailable, InvalidRequest, NotFound
 from server.runtime import open_runtime
 from server.settings import Settings
 

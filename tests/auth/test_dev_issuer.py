@@ -9,9 +9,9 @@ import jwt
 import pytest
 from typer.testing import CliRunner
 
+from core.errors import AuthError
 from server.auth.dev_issuer import DEV_ISSUER, KEY_FILE, DevIssuer
 from server.cli.main import app
-from server.errors import AuthError
 
 
 def test_key_is_created_once_with_0600(tmp_path: Path) -> None:

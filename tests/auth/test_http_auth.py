@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from policies.identity import Caller
+from core.identity import Caller
 from server.app import create_app
 from server.auth.dev_issuer import DevIssuer
 from server.auth.service import resource_uri

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import AuthError
 from server.auth.principals import caller_from_claims, scopes_of
-from server.errors import AuthError
 from server.settings import AuthSettings
 
 

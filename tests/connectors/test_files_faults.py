@@ -10,7 +10,7 @@ import pytest
 from connectors.base import ConnectorContext
 from connectors.files import FilesConnector
 from connectors.registry import parse_source_config
-from server.errors import ConnectorError
+from core.errors import ConnectorError
 
 from .corpus import write_corpus
 from .test_files_formats import files_connector, split

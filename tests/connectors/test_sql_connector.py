@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from connectors.base import ConnectorContext, FailedDocument, SourceDocument
 from connectors.registry import parse_source_config
 from connectors.sql import SqlConnector, SqlSourceConfig
-from server.errors import ConnectorError
+from core.errors import ConnectorError
 
 from .conftest import SourceDb
 

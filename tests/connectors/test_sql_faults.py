@@ -14,7 +14,7 @@ from connectors.base import ConnectorContext, SourceDocument
 from connectors.registry import parse_source_config
 from connectors.sql import SqlConnector, SqlSourceConfig
 from connectors.sql_config import SqlEntryConfig
-from server.errors import ConnectorError
+from core.errors import ConnectorError
 
 from .conftest import SourceDb
 

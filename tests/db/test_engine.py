@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import DatabaseUnavailable, PgvectorMissing
 from server.db.embedded import EmbeddedPostgres
 from server.db.engine import DatabaseTarget, check_database, parse_version, to_sqlalchemy_url
-from server.errors import DatabaseUnavailable, PgvectorMissing
 from server.settings import Settings
 from tests.support.live_server import free_port
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.errors import ConfigError
 from server.embeddings import AsyncEmbedder, Embedder
 from server.embeddings.factory import resolve_model_path
-from server.errors import ConfigError
 
 
 def test_vectors_are_384_dimensional_and_normalised(embedder: Embedder) -> None:

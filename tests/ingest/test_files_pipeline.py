@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from core.errors import DatabaseUnavailable
 from server.embeddings.base import Embedder
-from server.errors import DatabaseUnavailable
 from server.settings import Settings
 from tests.connectors.corpus import write_corpus
 from tests.ingest.helpers import integrity_problems, live_documents, run_row, sync

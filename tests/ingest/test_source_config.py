@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.registry import parse_source_config
-from server.errors import InvalidRequest
+from core.errors import InvalidRequest
 from server.ingest.sources import literal_secrets, refuse_literal_secrets, stored_config
 
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import Engine, text
 
+from core.errors import ConnectorError
 from server.embeddings.base import Embedder
-from server.errors import ConnectorError
 from server.ingest import repository
 from server.ingest.service import SyncBusy, run_sync
 from server.settings import Settings

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, text
 
+from core.errors import ConfigError, NotFound
 from server.embeddings.base import Embedder
-from server.errors import ConfigError, NotFound
 from server.jobs.app import RECOVER_TASK, SYNC_TASK, make_job_app
 from server.jobs.enqueue import SyncAlreadyQueued, enqueue_sync
 from server.jobs.worker import run_worker

@@ -20,8 +20,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from core.identity import Caller
 from policies.engine import PolicyEngine
-from policies.identity import Caller
 from policies.rules import parse_policy_yaml
 from server.app import create_app
 from server.audit.recorder import AuditRecorder

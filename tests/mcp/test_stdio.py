@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.errors import ConfigError
 from server.cli.main import app
-from server.errors import ConfigError
 from server.mcp.stdio import stdio_caller
 
 

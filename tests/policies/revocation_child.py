@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from policies.identity import Caller
+from core.identity import Caller
 from server.runtime import open_runtime
 from server.settings import Settings
 

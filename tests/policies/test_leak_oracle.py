@@ -33,16 +33,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, insert, select, text
 
+from core.errors import NotFound
+from core.identity import Caller
 from policies.access import AccessFilter, AuthzColumns, RowAttributes
 from policies.enforcer import build_enforcer, enforce
 from policies.engine import PolicyEngine
 from policies.explain import explain
-from policies.identity import Caller
 from policies.rules import AccessRule, CollectionLink, PolicySet, RoleLink
 from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
 from server.db.models import Chunk, Document, Source
 from server.embeddings import AsyncEmbedder, Embedder
-from server.errors import NotFound
 from server.search.schemas import SearchFilters, SearchQuery
 from server.search.service import SearchService
 from server.settings import Settings

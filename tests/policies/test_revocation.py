@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from core.identity import Caller
 from policies.admin import PolicyAdmin
-from policies.identity import Caller
 from policies.listener import refresh
 from policies.rules import AccessRule
 from server.db.models import Document, Source

@@ -6,9 +6,10 @@ import logging
 
 import pytest
 
+from core.errors import PolicyError
+from core.identity import Caller
 from policies.access import RowAttributes
 from policies.engine import PolicyEngine
-from policies.identity import Caller
 from policies.lint import lint
 from policies.rules import (
     AccessRule,
@@ -20,7 +21,6 @@ from policies.rules import (
 )
 from policies.selectors import Condition, canonical_conditions, parse_conditions, parse_selector
 from policies.snapshot import MAX_HIERARCHY_DEPTH
-from server.errors import PolicyError
 
 
 def row(**overrides: object) -> RowAttributes:

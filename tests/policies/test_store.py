@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.errors import InvalidRequest, NotFound, PolicyError
+from core.identity import Caller
 from policies.admin import PolicyAdmin
-from policies.identity import Caller
 from policies.listener import PolicyListener
 from policies.rules import AccessRule, CollectionLink, PolicySet, RoleLink, parse_policy_yaml
 from policies.store import PolicyStore
 from server.db.models import AuditEntry, Document, PolicyVersion, Source
-from server.errors import InvalidRequest, NotFound, PolicyError
 from server.runtime import Runtime, open_runtime
 from server.settings import Settings
 

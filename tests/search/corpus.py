@@ -18,8 +18,8 @@ import numpy as np
 import psycopg
 from sqlalchemy import true
 
+from core.identity import Caller
 from policies.access import AccessFilter, AuthzColumns, RowAttributes, make_access_filter
-from policies.identity import Caller
 from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
 from server.embeddings.base import AsyncEmbedder, Embedder
 from server.search import SearchService, SearchTuning

@@ -7,8 +7,8 @@ import uuid
 import numpy as np
 import pytest
 
+from core.errors import InvalidRequest, NotFound
 from server.embeddings.base import Embedder
-from server.errors import InvalidRequest, NotFound
 from server.search import (
     CHUNK_NOT_FOUND,
     DOCUMENT_NOT_FOUND,

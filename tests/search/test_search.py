@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import InvalidRequest
 from server.embeddings.base import Embedder
-from server.errors import InvalidRequest
 from server.search import SearchQuery, SearchTuning, make_filters
 from server.settings import Settings
 from tests.search.conftest import ALL, ENG, HR, Company

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import InvalidRequest
 from server.cli.search_cmd import make_caller
-from server.errors import InvalidRequest
 from server.settings import Settings
 
 

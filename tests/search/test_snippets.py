@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from server.errors import InvalidRequest, NotFound
+from core.errors import InvalidRequest, NotFound
 from server.search.snippets import ELLIPSIS, headline_options, make_snippet, trim
 from server.search.validation import (
     DOCUMENT_NOT_FOUND,
