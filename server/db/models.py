@@ -17,6 +17,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Computed,
     DateTime,
     Double,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     Text,
     UniqueConstraint,
@@ -271,11 +273,50 @@ class ApiKey(Base):
     rotated_from: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
+class Bm25Posting(Base):
+    """One term of one chunk (migration 0003): the BM25 inverted index, kept by triggers."""
+
+    __tablename__ = "bm25_postings"
+    __table_args__ = (
+        PrimaryKeyConstraint("term", "chunk_id", postgresql_include=["tf", "len"]),
+        Index("ix_bm25_postings_chunk_id", "chunk_id"),
+    )
+
+    term: Mapped[str] = mapped_column(Text, nullable=False)
+    chunk_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    tf: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The chunk's length in terms, copied so scoring never reads the chunk row.
+    len: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class Bm25Term(Base):
+    """Document frequency of a term over all chunks (kept by triggers)."""
+
+    __tablename__ = "bm25_terms"
+
+    term: Mapped[str] = mapped_column(Text, primary_key=True)
+    df: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class Bm25Corpus(Base):
+    """The one row of corpus statistics: chunk count and total length in terms."""
+
+    __tablename__ = "bm25_corpus"
+    __table_args__ = (CheckConstraint("id", name="one_row"),)
+
+    id: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
+    chunks: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    total_len: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 __all__ = [
     "EMBEDDING_DIMENSIONS",
     "ApiKey",
     "AuditEntry",
     "Base",
+    "Bm25Corpus",
+    "Bm25Posting",
+    "Bm25Term",
     "Chunk",
     "Document",
     "IngestFailure",
