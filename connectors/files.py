@@ -22,65 +22,19 @@ import os
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
-
-from connectors.acl_rules import PathRule, Placement, PlacementResolver
+from connectors.acl_rules import Placement, PlacementResolver
 from connectors.base import ConnectorContext, FailedDocument, Item, SourceDocument
 from connectors.config import SourceConfigBase
 from connectors.file_walk import FileEntry, TreeWalker
+from connectors.files_config import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, FilesSourceConfig
 from connectors.globs import GlobSet
-from connectors.parsers import SUPPORTED_EXTENSIONS, parse_bytes
-from connectors.principals import validate_principals
+from connectors.parsers import parse_bytes
 from core.errors import DocumentParseError
 
 # Bump when parsing changes what a file yields, so the next poll re-reads every file.
 PARSER_VERSION = 1
-DEFAULT_INCLUDE = [f"*{ext}" for ext in SUPPORTED_EXTENSIONS]
-DEFAULT_EXCLUDE = [".*", "~$*", "*.tmp", "__pycache__/"]
-
-
-class FilesSourceConfig(SourceConfigBase):
-    """A folder tree of documents."""
-
-    @field_validator("acl")
-    @classmethod
-    def _source_principals(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else validate_principals(value)
-
-    kind: Literal["files"] = Field(description="Always 'files'.")
-    root: str = Field(
-        description="Folder to index; a relative path resolves against the configuration's "
-        "folder (the context's base_dir). '~' expands to the home folder."
-    )
-    include: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_INCLUDE),
-        min_length=1,
-        description="Globs of files to index (default: every supported extension). '*' stays "
-        "within a folder, '**' spans folders, a glob without '/' matches file names anywhere.",
-    )
-    exclude: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_EXCLUDE),
-        description="Globs of files or folders to skip; a matching folder skips everything "
-        "below it (default: hidden files and folders, Office lock files, *.tmp).",
-    )
-    rules: list[PathRule] = Field(
-        default_factory=list,
-        description="Path-glob rules setting acl, collection, level or metadata. The FIRST "
-        "matching rule applies (list specific globs before general ones) and overrides "
-        "sidecar files and the source's defaults for the fields it sets.",
-    )
-    sidecar_file: str | None = Field(
-        default=".kb-acl.yaml",
-        pattern=r"^[^/\\]+$",
-        description="Name of the per-folder YAML file giving acl, collection, level and "
-        "metadata for that folder and below (deeper files override); null disables sidecars.",
-    )
-    follow_symlinks: bool = Field(
-        default=False,
-        description="Follow symbolic links to files and folders (loops are detected).",
-    )
 
 
 class FilesConnector:

@@ -1,12 +1,20 @@
-"""Discovery of connector kinds through the ``kb.connectors`` entry-point group.
+"""Discovery of connector kinds through two entry-point groups.
 
 A company adds its own kind by publishing a distribution with::
 
     [project.entry-points."kb.connectors"]
     wiki = "acme_kb.wiki:WikiConnector"
 
+    [project.entry-points."kb.connector_configs"]   # optional, recommended
+    wiki = "acme_kb.wiki_config:WikiSourceConfig"
+
 where ``WikiConnector.config_model`` is a :class:`~connectors.config.SourceConfigBase`
 subclass with ``kind: Literal["wiki"]``.
+
+Validating settings needs only the config models, so :func:`parse_source_config` loads them
+from ``kb.connector_configs`` and never imports an implementation (parsers, drivers) just to
+read a configuration. A kind that publishes no config entry point falls back to loading
+its connector class. Implementations load on first use (:func:`connector_class`).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from connectors.config import SourceConfigBase
 
 ENTRY_POINT_GROUP = "kb.connectors"
+CONFIG_ENTRY_POINT_GROUP = "kb.connector_configs"
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +63,33 @@ def connector_classes() -> dict[str, ConnectorClass]:
 
 
 def known_kinds() -> list[str]:
-    return sorted(connector_classes())
+    """Kinds installed, by entry-point name: nothing is imported to list them."""
+    names = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return sorted(names | set(_config_entry_points()))
+
+
+@cache
+def _config_entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=CONFIG_ENTRY_POINT_GROUP)}
+
+
+@cache
+def config_model(kind: str) -> type[SourceConfigBase]:
+    """The configuration model of ``kind``, without importing its implementation if possible."""
+    ep = _config_entry_points().get(kind)
+    if ep is None:
+        return connector_class(kind).config_model
+    try:
+        model = ep.load()
+    except Exception as exc:
+        log.error("config model of kind %r failed to load from %s: %r", kind, ep.value, exc)
+        raise ValueError(
+            f"source kind {kind!r} is installed but its configuration failed to load "
+            f"({exc.__class__.__name__}: {exc})"
+        ) from None
+    if not (isinstance(model, type) and issubclass(model, SourceConfigBase)):
+        raise ValueError(f"source kind {kind!r}: {ep.value} is not a SourceConfigBase subclass")
+    return model
 
 
 def connector_class(kind: str) -> ConnectorClass:
@@ -78,7 +113,9 @@ def parse_source_config(raw: Any) -> SourceConfigBase:
     kind = raw.get("kind")
     if not isinstance(kind, str):
         raise ValueError(f"missing 'kind'; known kinds: {', '.join(known_kinds())}")
-    model = connector_class(kind).config_model
+    if kind not in known_kinds():
+        raise ValueError(f"unknown source kind {kind!r}; known kinds: {', '.join(known_kinds())}")
+    model = config_model(kind)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -95,8 +132,10 @@ def dump_source_config(config: BaseModel) -> dict[str, Any]:
 
 
 __all__ = [
+    "CONFIG_ENTRY_POINT_GROUP",
     "ENTRY_POINT_GROUP",
     "ConnectorClass",
+    "config_model",
     "connector_class",
     "connector_classes",
     "dump_source_config",

@@ -45,8 +45,10 @@ def root_command() -> Command:
 def walk(command: Command, ctx: Context) -> Iterator[tuple[Command, Context]]:
     """Every command depth first, groups before their subcommands, in declaration order."""
     yield command, ctx
-    for name, sub in getattr(command, "commands", {}).items():
-        if sub.hidden:
+    # list_commands/get_command, not .commands: `kb` loads its subcommands lazily.
+    for name in command.list_commands(ctx) if hasattr(command, "list_commands") else ():
+        sub = command.get_command(ctx, name)
+        if sub is None or sub.hidden:
             continue
         yield from walk(sub, sub.context_class(sub, info_name=name, parent=ctx))
 
@@ -98,8 +100,9 @@ def _section(command: Command, ctx: Context) -> list[str]:
     if params:
         out += ["", "| Argument or option | Description |", "|---|---|"]
         out += [_param_row(p, ctx) for p in params]
-    if hasattr(command, "commands"):
-        subs = [(n, c) for n, c in command.commands.items() if not c.hidden]
+    if hasattr(command, "list_commands"):
+        found = [(n, command.get_command(ctx, n)) for n in command.list_commands(ctx)]
+        subs = [(n, c) for n, c in found if c is not None and not c.hidden]
         if subs:
             out += ["", "| Command | Purpose |", "|---|---|"]
             out += [

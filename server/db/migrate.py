@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from functools import cache
 from pathlib import Path
 
@@ -12,9 +13,17 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 
-import migrations
 
-MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
+def _migrations_dir() -> Path:
+    # Located, not imported: `migrations/env.py` imports `server.db.models`, so importing the
+    # package here would close a cycle. Alembic executes the scripts itself.
+    spec = importlib.util.find_spec("migrations")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the migrations package is not installed beside the server")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 def alembic_config(url: URL) -> Config:
