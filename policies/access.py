@@ -111,7 +111,7 @@ _TOKEN = object()
 class AccessFilter:
     """What one caller may read, at one policy version. Immutable."""
 
-    __slots__ = ("_permits", "_where", "caller", "is_admin", "policy_version")
+    __slots__ = ("_permits", "_where", "caller", "exact", "is_admin", "policy_version")
 
     def __init__(
         self,
@@ -122,12 +122,16 @@ class AccessFilter:
         where: Callable[[AuthzColumns], ColumnElement[bool]],
         permits: Callable[[RowAttributes], bool],
         is_admin: bool,
+        exact: bool,
     ) -> None:
         if token is not _TOKEN:
             raise TypeError("AccessFilter is made by the policy engine only")
         self.caller = caller
         self.policy_version = policy_version
         self.is_admin = is_admin
+        # True when the SQL predicate decides exactly what ``permits`` decides (every rule
+        # of this caller compiled as written), so a count may be taken in SQL alone.
+        self.exact = exact
         self._where = where
         self._permits = permits
 
@@ -155,8 +159,13 @@ def make_access_filter(
     where: Callable[[AuthzColumns], ColumnElement[bool]],
     permits: Callable[[RowAttributes], bool],
     is_admin: bool = False,
+    exact: bool = False,
 ) -> AccessFilter:
-    """Build a filter. Only ``policies/`` may call this (enforced by a lint test)."""
+    """Build a filter. Only ``policies/`` may call this (enforced by a lint test).
+
+    ``exact`` is a promise that ``where`` and ``permits`` agree on every row; only the
+    policy engine makes it (hand-built filters default to False: every row re-checked).
+    """
     return AccessFilter(
         token=_TOKEN,
         caller=caller,
@@ -164,6 +173,7 @@ def make_access_filter(
         where=where,
         permits=permits,
         is_admin=is_admin,
+        exact=exact,
     )
 
 

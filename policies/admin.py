@@ -94,6 +94,12 @@ def document_from_mapping(raw: Any, where: str) -> RowAttributes:
     )
 
 
+def _caller_sets(callers: Sequence[Sequence[str]] | None) -> list[frozenset[str]] | None:
+    if callers is None:
+        return None
+    return [frozenset(parse_principals(c)) for c in callers]
+
+
 class PolicyAdmin:
     def __init__(self, store: PolicyStore, engine: PolicyEngine) -> None:
         self.store = store
@@ -146,11 +152,17 @@ class PolicyAdmin:
     ) -> Explanation:
         return explain(self._snapshot(policy), principals, await self._document(document_id))
 
-    async def who_can(self, document_id: str) -> list[Reader]:
-        return who_can(self.engine.snapshot, await self._document(document_id))
+    async def who_can(
+        self, document_id: str, callers: Sequence[Sequence[str]] | None = None
+    ) -> list[Reader]:
+        """Caller sets that can read the document (``callers``: judge exactly these)."""
+        sets = _caller_sets(callers)
+        return who_can(self.engine.snapshot, await self._document(document_id), sets)
 
-    async def diff(self, proposed: PolicySet) -> list[AccessDiff]:
-        return await diff(self.store, self.engine, proposed)
+    async def diff(
+        self, proposed: PolicySet, callers: Sequence[Sequence[str]] | None = None
+    ) -> list[AccessDiff]:
+        return await diff(self.store, self.engine, proposed, _caller_sets(callers))
 
     async def run_tests(self, data: Any, policy: PolicySet | None = None) -> list[TestOutcome]:
         """Check expectations (see the module docstring) against the stored or given policy."""

@@ -5,17 +5,24 @@ predicate builder and the per-caller Casbin checker) are cached per principal se
 the snapshot, so swapping in a new snapshot (one attribute assignment, atomic) also drops
 every cached filter of the old version. Nothing here does I/O: loading and watching are in
 :mod:`policies.store` and :mod:`policies.listener`.
+
+Staleness: a watched engine (``max_age`` set) records when its snapshot was last
+*confirmed* current (a successful reload or poll). Past ``max_age`` seconds without a
+confirmation it refuses to make filters (:class:`PolicyError`), so a replica cut off from
+the database stops serving an old policy instead of enforcing it silently.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, false, or_, true
 
+from core.errors import PolicyError
 from core.identity import Caller
 from policies.access import AccessFilter, AuthzColumns, RowAttributes, make_access_filter
 from policies.compiler import compile_predicate
@@ -29,12 +36,16 @@ log = logging.getLogger(__name__)
 #: Distinct principal sets whose compiled filters one snapshot keeps.
 CACHE_SIZE = 4096
 
+#: What a caller reads when the policy cannot be evaluated (no detail: it is in the log).
+STALE_POLICY = "your access rules could not be evaluated"
+
 
 @dataclass(frozen=True)
 class _Compiled:
     is_admin: bool
     where: Callable[[AuthzColumns], ColumnElement[bool]]
     permits: Callable[[RowAttributes], bool]
+    exact: bool
 
 
 def _allow_all(_: AuthzColumns) -> ColumnElement[bool]:
@@ -48,11 +59,16 @@ def _permit_all(_: RowAttributes) -> bool:
 class PolicyEngine:
     """Holds the snapshot; makes access filters. Thread-safe; cheap to call per request."""
 
-    def __init__(self, snapshot: PolicySnapshot) -> None:
+    def __init__(self, snapshot: PolicySnapshot, *, max_age: float | None = None) -> None:
         self._snapshot = snapshot
         self._lock = threading.Lock()  # guards cache fills, not reads of the snapshot
         self.uncompilable_rules = len(snapshot.problems)  # counter metric, per load
         self.reloads = 0
+        #: Seconds a snapshot may go unconfirmed before filters are refused (None: never,
+        #: for one-shot processes that load once and exit).
+        self.max_age = max_age
+        self._confirmed_at = time.monotonic()
+        self._stale_logged = False
 
     @classmethod
     def empty(cls, admin_principals: Iterable[str] = ()) -> PolicyEngine:
@@ -61,9 +77,18 @@ class PolicyEngine:
 
     @classmethod
     def of(
-        cls, policy: PolicySet, *, version: int = 0, admin_principals: Iterable[str] = ()
+        cls,
+        policy: PolicySet,
+        *,
+        version: int = 0,
+        admin_principals: Iterable[str] = (),
+        disabled_sources: Iterable[str] = (),
     ) -> PolicyEngine:
-        return cls(PolicySnapshot(version, policy, frozenset(admin_principals)))
+        return cls(
+            PolicySnapshot(
+                version, policy, frozenset(admin_principals), frozenset(disabled_sources)
+            )
+        )
 
     @property
     def snapshot(self) -> PolicySnapshot:
@@ -77,20 +102,63 @@ class PolicyEngine:
     def admin_principals(self) -> frozenset[str]:
         return self._snapshot.admin_principals
 
+    @property
+    def disabled_sources(self) -> frozenset[str]:
+        return self._snapshot.disabled_sources
+
     def swap(self, snapshot: PolicySnapshot) -> None:
         """Install a new snapshot; in-flight filters keep the version they were made at."""
         self._snapshot = snapshot
         self.uncompilable_rules += len(snapshot.problems)
         self.reloads += 1
-        log.info("policy version %s active (%d rules)", snapshot.version, len(snapshot.policy))
+        self.confirm()
+        log.info(
+            "policy version %s active (%d rules, %d disabled sources)",
+            snapshot.version,
+            len(snapshot.policy),
+            len(snapshot.disabled_sources),
+        )
 
     def replace_policy(self, policy: PolicySet, version: int) -> None:
-        self.swap(PolicySnapshot(version, policy, self._snapshot.admin_principals))
+        s = self._snapshot
+        self.swap(PolicySnapshot(version, policy, s.admin_principals, s.disabled_sources))
+
+    def confirm(self) -> None:
+        """The active snapshot was just checked against the database and is current."""
+        self._confirmed_at = time.monotonic()
+        if self._stale_logged:
+            log.warning("policy snapshot confirmed current again; serving resumes")
+            self._stale_logged = False
+
+    @property
+    def age(self) -> float:
+        """Seconds since the snapshot was last confirmed current."""
+        return time.monotonic() - self._confirmed_at
+
+    @property
+    def is_stale(self) -> bool:
+        return self.max_age is not None and self.age > self.max_age
+
+    def _refuse_if_stale(self) -> None:
+        if not self.is_stale:
+            return
+        if not self._stale_logged:  # once per outage, not once per request
+            self._stale_logged = True
+            log.error(
+                "policy snapshot v%s unconfirmed for %.1fs (bound %.1fs): LISTEN and poll are "
+                "failing; refusing every access filter until the database answers again",
+                self._snapshot.version,
+                self.age,
+                self.max_age,
+            )
+        raise PolicyError(STALE_POLICY)
 
     def is_admin(self, caller: Caller) -> bool:
         return self._snapshot.is_admin(caller.principals)
 
     def filter_for(self, caller: Caller) -> AccessFilter:
+        """The caller's filter; raises :class:`PolicyError` if the snapshot went stale."""
+        self._refuse_if_stale()
         snapshot = self._snapshot  # one read: the filter is consistent with one version
         compiled = self._compiled(snapshot, caller.principals)
         where, permits = compiled.where, compiled.permits
@@ -102,6 +170,7 @@ class PolicyEngine:
             where=where,
             permits=permits,
             is_admin=compiled.is_admin,
+            exact=compiled.exact,
         )
 
     def _compiled(self, snapshot: PolicySnapshot, principals: frozenset[str]) -> _Compiled:
@@ -117,9 +186,19 @@ class PolicyEngine:
 
     @staticmethod
     def _compile(snapshot: PolicySnapshot, principals: frozenset[str]) -> _Compiled:
+        where, permits, is_admin, exact = PolicyEngine._compile_rules(snapshot, principals)
+        where, permits = _online(snapshot.disabled_sources, where, permits)
+        return _Compiled(is_admin, where, permits, exact)
+
+    @staticmethod
+    def _compile_rules(
+        snapshot: PolicySnapshot, principals: frozenset[str]
+    ) -> tuple[
+        Callable[[AuthzColumns], ColumnElement[bool]], Callable[[RowAttributes], bool], bool, bool
+    ]:
         closure = snapshot.closure(principals)
         if snapshot.is_admin(principals):
-            return _Compiled(True, _allow_all, _permit_all)
+            return _allow_all, _permit_all, True, True
         rules = snapshot.rules_for(closure)
         # The re-check enforcer holds only what this caller can reach: their rules, the
         # role links along their closure, and the collection hierarchy.
@@ -131,9 +210,36 @@ class PolicyEngine:
             roles=role_links,
             collections=[(c.child, c.parent) for c in snapshot.policy.collections],
         )
-        return _Compiled(
-            False, compile_predicate(snapshot, principals), RowChecker(enforcer, principals)
+        # Exact when none of the caller's rules was narrowed or widened by normalisation:
+        # then the predicate and the re-check evaluate the very same rules as written.
+        exact = not any(r.problem for r in rules) and not any(
+            p.rule.subject in closure for p in snapshot.problems
         )
+        return (
+            compile_predicate(snapshot, principals),
+            RowChecker(enforcer, principals),
+            False,
+            exact,
+        )
+
+
+def _online(
+    disabled: frozenset[str],
+    where: Callable[[AuthzColumns], ColumnElement[bool]],
+    permits: Callable[[RowAttributes], bool],
+) -> tuple[Callable[[AuthzColumns], ColumnElement[bool]], Callable[[RowAttributes], bool]]:
+    """Take disabled sources offline in both paths, for every caller (admins included)."""
+    if not disabled:
+        return where, permits
+    names = sorted(disabled)
+
+    def online_where(cols: AuthzColumns) -> ColumnElement[bool]:
+        return and_(cols.source.not_in(names), where(cols))
+
+    def online_permits(row: RowAttributes) -> bool:
+        return row.source not in disabled and permits(row)
+
+    return online_where, online_permits
 
 
 def _restricted(
@@ -170,4 +276,4 @@ def _restricted(
     return narrowed_where, narrowed_permits
 
 
-__all__ = ["CACHE_SIZE", "PolicyEngine"]
+__all__ = ["CACHE_SIZE", "STALE_POLICY", "PolicyEngine"]

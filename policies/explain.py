@@ -3,11 +3,23 @@
 * :func:`explain`: every rule of the caller's closure that matches the document, allow
   or deny, each with its role chain (``user:alice -> role:hr -> role:staff``), plus the
   caller's rules that were dropped or widened because they cannot be compiled.
-* :func:`who_can`: the principals that can read a document, among the subjects of rules,
-  the members of role links, the document's own ACL principals and the bootstrap admins.
-  Each is judged alone; a deny on a group still applies when a caller carries that group.
-* :func:`diff`: for a proposed policy, which documents each principal gains or loses
-  (principals whose access can change are exactly the rule subjects and link members).
+* :func:`who_can`: the caller principal sets that can read a document;
+* :func:`diff`: for a proposed policy, which documents each caller set gains or loses.
+
+Both judge principal **sets as callers carry them**, never one principal alone: a caller
+holding ``user:alice`` and ``group:contractors`` is denied by a deny on the group even
+when a rule allows alice. The sets judged (:func:`caller_sets`) are, over the principals
+the policy and the document name (rule subjects, role-link members, ACL principals,
+bootstrap admins; roles are held, never carried):
+
+* each principal alone (``user:``, ``email:``, ``svc:``, ``group:``);
+* each ``user:`` or ``email:`` principal together with each group (a token brings its
+  groups along; ``svc:`` callers carry no groups);
+
+or exactly the sets an administrator passes. A set is reported when its answer says
+something its members alone do not: ``who_can`` lists the smallest reading sets, each
+with the principals that, carried along, turn it into a deny (``denied_with``);
+``diff`` lists a pair only when it changes differently from each of its members alone.
 
 All three evaluate the snapshot's normalised rules (what is enforced) with the same
 selector semantics as the SQL compiler and the Casbin re-check.
@@ -18,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from core.errors import InvalidRequest
 from core.identity import Caller, is_principal
 from policies.access import RowAttributes
 from policies.engine import PolicyEngine
@@ -99,10 +112,10 @@ def explain(snapshot: PolicySnapshot, principals: Iterable[str], doc: RowAttribu
     return Explanation(False, "denied: no allow rule matches", hits, (), ignored)
 
 
-@dataclass(frozen=True)
-class Reader:
-    principal: str
-    explanation: Explanation
+#: More caller sets than this and the question must be asked with explicit sets.
+MAX_CALLER_SETS = 20_000
+
+CallerSet = frozenset[str]
 
 
 def candidate_principals(policy: PolicySet, extra: Iterable[str] = ()) -> list[str]:
@@ -110,44 +123,121 @@ def candidate_principals(policy: PolicySet, extra: Iterable[str] = ()) -> list[s
     return sorted(n for n in names if is_principal(n) and not n.startswith("role:"))
 
 
-def who_can(snapshot: PolicySnapshot, doc: RowAttributes) -> list[Reader]:
-    candidates = candidate_principals(snapshot.policy, [*doc.acl, *snapshot.admin_principals])
+def caller_sets(principals: Iterable[str]) -> list[CallerSet]:
+    """Every set judged: each principal alone, and each user/e-mail with each group."""
+    names = sorted(set(principals))
+    groups = [n for n in names if n.startswith("group:")]
+    people = [n for n in names if n.startswith(("user:", "email:"))]
+    out: list[CallerSet] = [frozenset([n]) for n in names]
+    out += [frozenset([p, g]) for p in people for g in groups]
+    if len(out) > MAX_CALLER_SETS:
+        raise InvalidRequest(
+            f"{len(out)} principal combinations to judge (limit {MAX_CALLER_SETS}); "
+            "name the caller sets to check explicitly"
+        )
+    return out
+
+
+def _label(principals: Iterable[str]) -> str:
+    return ",".join(sorted(principals))
+
+
+@dataclass(frozen=True)
+class Reader:
+    principals: tuple[str, ...]
+    explanation: Explanation
+    #: Principals whose addition to this set (as a judged set) denies the document.
+    denied_with: tuple[str, ...] = ()
+
+    @property
+    def principal(self) -> str:
+        """The set as one string, ``user:alice,group:eng`` (the ``--as`` format)."""
+        return _label(self.principals)
+
+
+def who_can(
+    snapshot: PolicySnapshot, doc: RowAttributes, callers: Iterable[CallerSet] | None = None
+) -> list[Reader]:
+    """The smallest caller sets that can read ``doc`` (see the module docstring)."""
+    if callers is None:
+        names = candidate_principals(snapshot.policy, [*doc.acl, *snapshot.admin_principals])
+        sets = caller_sets(names)
+    else:
+        sets = list(dict.fromkeys(callers))
+    if doc.source in snapshot.disabled_sources:
+        return []  # a disabled source is served to nobody
+    verdict = {s: explain(snapshot, s, doc) for s in sets}
+    names = sorted({p for s in sets for p in s})
     out = []
-    for principal in candidates:
-        why = explain(snapshot, [principal], doc)
-        if why.allowed:
-            out.append(Reader(principal, why))
+    for s in sorted(sets, key=lambda s: (len(s), _label(s))):
+        why = verdict[s]
+        if not why.allowed:
+            continue
+        members = [frozenset([p]) for p in s] if len(s) > 1 else []
+        if any(m in verdict and verdict[m].allowed for m in members):
+            continue  # a member alone already reads it: the pair adds nothing
+        # Among the judged sets: which one more principal turns this reader into a deny.
+        denied = tuple(
+            p for p in names if (w := verdict.get(s | {p})) is not None and not w.allowed
+        )
+        out.append(Reader(tuple(sorted(s)), why, denied))
     return out
 
 
 @dataclass(frozen=True)
 class AccessDiff:
-    principal: str
+    principals: tuple[str, ...]
     gained: tuple[str, ...]
     lost: tuple[str, ...]
 
+    @property
+    def principal(self) -> str:
+        return _label(self.principals)
 
-async def diff(store: PolicyStore, engine: PolicyEngine, proposed: PolicySet) -> list[AccessDiff]:
-    """Per principal, the documents the proposed policy would add or remove."""
+
+async def diff(
+    store: PolicyStore,
+    engine: PolicyEngine,
+    proposed: PolicySet,
+    callers: Iterable[CallerSet] | None = None,
+) -> list[AccessDiff]:
+    """Per caller set, the documents the proposed policy would add or remove."""
     current = engine.snapshot
-    after = PolicyEngine.of(proposed, version=-1, admin_principals=current.admin_principals)
-    out = []
-    for principal in candidate_principals(current.policy, candidate_principals(proposed)):
-        caller = Caller.of(principal, transport="internal")
+    after = PolicyEngine(
+        PolicySnapshot(-1, proposed, current.admin_principals, current.disabled_sources)
+    )
+    if callers is None:
+        names = candidate_principals(current.policy, candidate_principals(proposed))
+        names = candidate_principals(PolicySet(), [*names, *current.admin_principals])
+        sets = caller_sets(names)
+    else:
+        sets = list(dict.fromkeys(callers))
+    changes: dict[CallerSet, tuple[frozenset[str], frozenset[str]]] = {}
+    for s in sets:
+        caller = Caller.of(*s, transport="internal")
         before_ids = await store.readable_document_ids(engine.filter_for(caller))
         after_ids = await store.readable_document_ids(after.filter_for(caller))
-        if before_ids != after_ids:
-            gained = tuple(sorted(after_ids - before_ids))
-            lost = tuple(sorted(before_ids - after_ids))
-            out.append(AccessDiff(principal, gained, lost))
+        changes[s] = (frozenset(after_ids - before_ids), frozenset(before_ids - after_ids))
+    out = []
+    for s in sorted(sets, key=lambda s: (len(s), _label(s))):
+        gained, lost = changes[s]
+        if not gained and not lost:
+            continue
+        members = [frozenset([p]) for p in s] if len(s) > 1 else []
+        if any(changes.get(m) == (gained, lost) for m in members):
+            continue  # the pair changes exactly as one of its members alone
+        out.append(AccessDiff(tuple(sorted(s)), tuple(sorted(gained)), tuple(sorted(lost))))
     return out
 
 
 __all__ = [
+    "MAX_CALLER_SETS",
     "AccessDiff",
+    "CallerSet",
     "Explanation",
     "Reader",
     "RuleHit",
+    "caller_sets",
     "candidate_principals",
     "diff",
     "explain",

@@ -4,7 +4,14 @@ Each policy change commits with ``pg_notify('kb_policy', version)``. The listene
 psycopg 3 async connection in autocommit mode, LISTENs, and reloads the snapshot when a
 notification names a version other than the active one. Notifications are lost while the
 connection is down, so it also reloads after every (re)connect and polls the version every
-``poll_interval`` seconds: a missed notification costs at most one interval.
+``poll_interval`` seconds: a missed notification costs at most one interval. The poll also
+compares the set of disabled sources, so switching a source off (in the sources table)
+reaches every process within one interval.
+
+Every successful reload or poll *confirms* the engine's snapshot. When the LISTEN
+connection cannot be opened, a poll is still tried through the pool on each retry; if
+both fail for longer than the engine's ``max_age``, the engine refuses access filters
+(fail closed) and ``/readyz`` reports the replica not ready, until one succeeds again.
 """
 
 from __future__ import annotations
@@ -27,14 +34,25 @@ log = logging.getLogger(__name__)
 
 
 async def refresh(engine: PolicyEngine, store: PolicyStore, *, known: int | None = None) -> bool:
-    """Reload the snapshot if the stored version differs from the active one."""
+    """Reload the snapshot if the stored version or disabled sources differ from the
+    active ones (``known``: a version a notification named; equal to ours means no-op)."""
     if known is not None and known == engine.version:
         return False
     snapshot = await store.load_snapshot(engine.admin_principals)
-    if snapshot.version == engine.version:
+    if snapshot.version == engine.version and snapshot.disabled_sources == engine.disabled_sources:
+        engine.confirm()
         return False
     engine.swap(snapshot)
     return True
+
+
+async def poll(engine: PolicyEngine, store: PolicyStore) -> bool:
+    """One cheap query; a reload only if something moved. Confirms the snapshot."""
+    version, disabled = await store.state()
+    if version == engine.version and disabled == engine.disabled_sources:
+        engine.confirm()
+        return False
+    return await refresh(engine, store)
 
 
 class PolicyListener:
@@ -75,10 +93,19 @@ class PolicyListener:
             except Exception as exc:  # a dropped connection or a failed reload: retry
                 self.connected.clear()
                 log.warning(
-                    "policy listener: %s; retrying in %.1fs",
+                    "policy listener: %s; retrying in %.1fs (snapshot age %.1fs)",
                     exc.__class__.__name__,
                     self.retry_delay,
+                    self.engine.age,
                 )
+                # LISTEN is down; the pool may still answer a poll, which keeps the
+                # snapshot confirmed (and current) while the listener reconnects.
+                try:
+                    await poll(self.engine, self.store)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as poll_exc:
+                    log.warning("policy poll failed too: %s", poll_exc.__class__.__name__)
                 await asyncio.sleep(self.retry_delay)
 
     async def _listen(self) -> None:
@@ -94,8 +121,8 @@ class PolicyListener:
                     except ValueError:
                         version = None
                     await refresh(self.engine, self.store, known=version)
-                # The periodic poll: one cheap query, a reload only if the version moved.
-                await refresh(self.engine, self.store, known=await self.store.version())
+                # The periodic poll: one cheap query, a reload only if something moved.
+                await poll(self.engine, self.store)
 
 
 BOOTSTRAP_ACTOR = Caller.of("svc:kb-bootstrap", transport="internal", client_id="kb")
@@ -110,9 +137,12 @@ async def open_policy_engine(
     policy_file: Path | None = None,
     watch: bool = True,
     poll_interval: float = 5.0,
+    max_age: float | None = 30.0,
 ) -> AsyncIterator[PolicyEngine]:
     """Load the stored policy (importing ``policy_file`` first if none exists yet) and,
-    with ``watch``, keep the engine current until the context exits."""
+    with ``watch``, keep the engine current until the context exits. A watched engine
+    refuses filters once its snapshot goes unconfirmed for ``max_age`` seconds (None: no
+    bound); an unwatched one (one-shot commands) has no bound."""
     if policy_file is not None and await store.version() == 0:
         try:
             text = await asyncio.to_thread(policy_file.read_text, encoding="utf-8")
@@ -124,7 +154,9 @@ async def open_policy_engine(
         change = await store.bootstrap(policy, BOOTSTRAP_ACTOR)
         if change is not None:
             log.info("imported %s as policy version %s", policy_file.name, change.version)
-    engine = PolicyEngine(await store.load_snapshot(admin_principals))
+    engine = PolicyEngine(
+        await store.load_snapshot(admin_principals), max_age=max_age if watch else None
+    )
     listener = PolicyListener(engine, store, dsn, poll_interval=poll_interval) if watch else None
     if listener is not None:
         await listener.start()
@@ -135,4 +167,4 @@ async def open_policy_engine(
             await listener.stop()
 
 
-__all__ = ["BOOTSTRAP_ACTOR", "PolicyListener", "open_policy_engine", "refresh"]
+__all__ = ["BOOTSTRAP_ACTOR", "PolicyListener", "open_policy_engine", "poll", "refresh"]

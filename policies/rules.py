@@ -105,12 +105,29 @@ PolicyItem = AccessRule | RoleLink | CollectionLink
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """A stored row that could not be read as written, and what is enforced instead:
+    ``rule`` is the unconditional deny it became (``widened``) or the allow it meant
+    (``dropped``, not enforced)."""
+
+    rule: AccessRule
+    message: str
+    consequence: Literal["dropped", "widened"]
+
+
+@dataclass(frozen=True)
 class PolicySet:
     """An immutable, de-duplicated policy (order kept as written)."""
 
     rules: tuple[AccessRule, ...] = ()
     roles: tuple[RoleLink, ...] = ()
     collections: tuple[CollectionLink, ...] = ()
+    #: Stored rows that could not be read (see ``policies.store``); widened denies are
+    #: also in ``rules``. Not part of the policy's identity.
+    unreadable: tuple[Unreadable, ...] = field(default=(), compare=False)
+
+    def with_unreadable(self, rows: Iterable[Unreadable]) -> PolicySet:
+        return PolicySet(self.rules, self.roles, self.collections, tuple(rows))
 
     @classmethod
     def of(cls, items: Iterable[PolicyItem]) -> PolicySet:
@@ -279,6 +296,7 @@ __all__ = [
     "PolicyItem",
     "PolicySet",
     "RoleLink",
+    "Unreadable",
     "dump_policy_yaml",
     "item_from_row",
     "parse_policy_data",

@@ -8,8 +8,11 @@ Normalisation is where "fail closed" happens, once per snapshot:
   the literal prefix before a wildcard for a path), so it denies at least what was meant;
 * a rule whose subject is not a prefixed principal or role can never match a caller.
 
-Each such rule is logged and counted. The compiler (SQL) and the Casbin re-check both work
-from :attr:`PolicySnapshot.rules`, the normalised list, so they agree exactly.
+Each such rule is logged and counted (so are stored rows the store could not read, see
+:class:`~policies.rules.Unreadable`). The compiler (SQL) and the Casbin re-check both work
+from :attr:`PolicySnapshot.rules`, the normalised list, so they agree exactly. The
+snapshot also carries the set of disabled sources, so switching a source off takes it
+offline on every surface with one swap.
 """
 
 from __future__ import annotations
@@ -129,6 +132,9 @@ class PolicySnapshot:
     version: int
     policy: PolicySet
     admin_principals: frozenset[str] = frozenset()
+    #: Sources switched off (``enabled: false`` in the configuration or the sources table):
+    #: their documents are served to nobody, admins included, in SQL and in the re-check.
+    disabled_sources: frozenset[str] = frozenset()
     rules: tuple[EffectiveRule, ...] = field(init=False)
     problems: tuple[Problem, ...] = field(init=False)
     role_edges: Mapping[str, tuple[str, ...]] = field(init=False)  # member -> roles
@@ -138,7 +144,8 @@ class PolicySnapshot:
 
     def __post_init__(self) -> None:
         rules: list[EffectiveRule] = []
-        problems: list[Problem] = []
+        # Rows the store could not read come first: counted and logged like the rest.
+        problems = [Problem(u.rule, u.message, u.consequence) for u in self.policy.unreadable]
         for rule in self.policy.rules:
             # An unprefixed subject is a lint error but is kept as written: a role link may
             # still reach it, and Casbin would apply it, so the SQL must too.

@@ -9,17 +9,21 @@ Every change is ONE transaction that
    ``policy.import`` / ``policy.replace``),
 4. ``pg_notify('kb_policy', version)``, delivered to listeners when the commit lands.
 
-Reads use REPEATABLE READ so a snapshot's rules and version always belong together.
+Reads use REPEATABLE READ so a snapshot's rules, version and disabled sources always
+belong together. Disabled sources are the configuration's ``enabled: false`` sources plus
+stored sources (added through the API) whose ``enabled`` column is false; for a source
+defined in the configuration file, the file's flag wins over its row.
 Also here: the document lookups ``explain``/``who-can``/``diff`` need (SQL lives in
 repositories).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,10 +35,10 @@ from core.errors import InvalidRequest, NotFound, PolicyError
 from core.identity import Caller
 from policies.access import AccessFilter, AuthzColumns, RowAttributes
 from policies.lint import errors as lint_errors
-from policies.rules import AccessRule, PolicyItem, PolicySet, item_from_row
+from policies.rules import AccessRule, PolicyItem, PolicySet, Unreadable, item_from_row
 from policies.snapshot import PolicySnapshot
 from server.db.engine import Database
-from server.db.models import AuditEntry, Document, PolicyRule, PolicyVersion
+from server.db.models import AuditEntry, Document, PolicyRule, PolicyVersion, Source
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +66,42 @@ class _AlreadyBootstrapped(Exception):
 
 
 def _row_item(row: PolicyRule) -> PolicyItem | None:
-    """A stored row as a typed item, or None if it is not one (logged, counted as dropped).
+    """A stored row as a typed item, or None if it is not one. See :func:`_read_row`."""
+    return _read_row(row)[0]
 
-    Only rows written around the store can be malformed; failing closed here means a row
-    with an unknown effect is read as a deny and one that cannot be read is ignored.
+
+def _read_row(row: PolicyRule) -> tuple[PolicyItem | None, str]:
+    """A stored row as a typed item, and what was wrong with it ("" if nothing).
+
+    Only rows written around the store can be unreadable (a non-integer ``max_level``, an
+    unknown effect). Fail closed: a row whose effect is exactly ``allow`` is dropped (it
+    grants nothing); any other unreadable ``p`` row becomes the widest deny it could be for
+    its subject: its selector, with no conditions and no ``max_level`` (the snapshot widens
+    an unreadable selector further, to ``*``). Each is logged here and counted as a
+    problem of the snapshot.
     """
     values = (row.v0, row.v1, row.v2, row.v3, row.v4)
     try:
-        return item_from_row(row.ptype, values, row.comment)
+        return item_from_row(row.ptype, values, row.comment), ""
     except PolicyError as exc:
-        if row.ptype == "p" and row.v2 not in ("allow", "deny"):
-            log.warning("policy row %s: %s; read as a deny", row.id, exc)
-            return AccessRule(row.v0, row.v1, "deny", None, row.v4, row.comment)
-        log.warning("policy row %s ignored: %s", row.id, exc)
-        return None
+        problem = str(exc)
+    if row.ptype != "p":
+        log.warning("policy row %s ignored: %s", row.id, problem)
+        return None, problem
+    if row.v2 == "allow":
+        log.warning("policy row %s (allow) dropped: %s", row.id, problem)
+        return None, problem
+    log.warning("policy row %s: %s; enforced as an unconditional deny", row.id, problem)
+    return AccessRule(row.v0, row.v1, "deny", None, "", row.comment), problem
+
+
+def _unreadable(row: PolicyRule, item: PolicyItem | None, problem: str) -> Unreadable:
+    if isinstance(item, AccessRule):
+        return Unreadable(item, problem, "widened")
+    level = None
+    with contextlib.suppress(ValueError):
+        level = int(row.v3) if row.v3 else None
+    return Unreadable(AccessRule(row.v0, row.v1, "allow", level, row.v4), problem, "dropped")
 
 
 def _item_values(item: PolicyItem) -> dict[str, str]:
@@ -85,8 +111,10 @@ def _item_values(item: PolicyItem) -> dict[str, str]:
 
 
 class PolicyStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, configured_sources: Mapping[str, bool] | None = None) -> None:
+        """``configured_sources``: name -> enabled, for the sources of the configuration file."""
         self.db = db
+        self.configured_sources = dict(configured_sources or {})
 
     # --- reads --------------------------------------------------------------------------
 
@@ -94,26 +122,47 @@ class PolicyStore:
         async with self.db.sessions() as session:
             return await _version(session)
 
+    async def state(self) -> tuple[int, frozenset[str]]:
+        """The policy version and the disabled sources: what a poll compares (cheap)."""
+        async with self.db.sessions() as session:
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            return await _version(session), await self._disabled(session)
+
+    async def _disabled(self, session: AsyncSession) -> frozenset[str]:
+        stored = (await session.execute(select(Source.name, Source.enabled))).all()
+        enabled = {name: on for name, on in stored}
+        enabled.update(self.configured_sources)  # the file's flag wins for its sources
+        return frozenset(name for name, on in enabled.items() if not on)
+
     async def list_items(self) -> tuple[int, list[StoredItem]]:
         """The version and every stored row, in id order (ids are what ``remove`` takes)."""
+        version, items, _, _ = await self._read()
+        return version, items
+
+    async def _read(self) -> tuple[int, list[StoredItem], list[Unreadable], frozenset[str]]:
         async with self.db.sessions() as session:
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             version = await _version(session)
             rows = (await session.execute(select(PolicyRule).order_by(PolicyRule.id))).scalars()
-            items = [
-                StoredItem(r.id, item, r.created_by, r.created_at)
-                for r in rows
-                if (item := _row_item(r)) is not None
-            ]
-        return version, items
+            items: list[StoredItem] = []
+            unreadable: list[Unreadable] = []
+            for r in rows:
+                item, problem = _read_row(r)
+                if problem:
+                    unreadable.append(_unreadable(r, item, problem))
+                if item is not None:
+                    items.append(StoredItem(r.id, item, r.created_by, r.created_at))
+            disabled = await self._disabled(session)
+        return version, items, unreadable, disabled
 
     async def load(self) -> tuple[int, PolicySet]:
-        version, items = await self.list_items()
-        return version, PolicySet.of(s.item for s in items)
+        version, items, unreadable, _ = await self._read()
+        return version, PolicySet.of(s.item for s in items).with_unreadable(unreadable)
 
     async def load_snapshot(self, admin_principals: Iterable[str]) -> PolicySnapshot:
-        version, policy = await self.load()
-        return PolicySnapshot(version, policy, frozenset(admin_principals))
+        version, items, unreadable, disabled = await self._read()
+        policy = PolicySet.of(s.item for s in items).with_unreadable(unreadable)
+        return PolicySnapshot(version, policy, frozenset(admin_principals), disabled)
 
     # --- writes -------------------------------------------------------------------------
 

@@ -44,12 +44,17 @@ class Runtime:
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.settings, self.db)
         self.audit = AuditRecorder(self.db, self.settings.audit)
-        self.policy_store = PolicyStore(self.db)
+        self.policy_store = PolicyStore(self.db, configured_sources(self.settings))
 
     def require_embedder(self) -> AsyncEmbedder:
         if self.embedder is None:
             raise RuntimeError("this runtime was opened without the embedding model")
         return self.embedder
+
+
+def configured_sources(settings: Settings) -> dict[str, bool]:
+    """Name -> enabled for the configuration file's sources (disabled ones are not served)."""
+    return {s.name: s.enabled for s in settings.sources}
 
 
 def prepare_database(
@@ -96,11 +101,13 @@ async def open_runtime(
             async_embedder = AsyncEmbedder(loaded)
         policy_file = settings.resolve(settings.policy_file) if settings.policy_file else None
         async with open_policy_engine(
-            PolicyStore(db),
+            PolicyStore(db, configured_sources(settings)),
             resolved.dsn,
             admin_principals=settings.auth.admin_principals,
             policy_file=policy_file,
             watch=watch_policies,
+            poll_interval=settings.policy.poll_interval_s,
+            max_age=settings.policy.max_age_s,
         ) as policies:
             yield Runtime(settings, resolved, db, async_embedder, version, policies=policies)
     finally:

@@ -222,6 +222,28 @@ class IngestSettings(_Section):
     )
 
 
+class PolicySettings(_Section):
+    poll_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Seconds between policy version polls (a lost notification costs at most "
+        "this; so does switching a source off).",
+    )
+    max_age_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds the policy snapshot may go unconfirmed (LISTEN and poll failing) "
+        "before access is refused and /readyz answers 503.",
+    )
+
+    @model_validator(mode="after")
+    def _bound_above_interval(self) -> PolicySettings:
+        if self.max_age_s <= self.poll_interval_s:
+            raise ValueError("policy.max_age_s must be larger than policy.poll_interval_s")
+        return self
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build with :func:`load_settings`."""
 
@@ -250,6 +272,7 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(
         default=None, description="Policy file imported on first start when no policy exists yet."
     )
+    policy: PolicySettings = Field(default_factory=PolicySettings)
     config_dir: Path = Field(
         default=Path(), description="Directory relative paths in the config are resolved against."
     )

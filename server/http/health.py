@@ -1,4 +1,9 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes.
+
+``/readyz`` also reports the policy snapshot: its version and its age (seconds since the
+listener last confirmed it current). Past ``policy.max_age_s`` the replica fails closed
+(every access filter is refused) and answers 503 here, so a load balancer takes it out.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database reachable, migrations current, model loaded")
+@router.get(
+    "/readyz", summary="Database reachable, migrations current, model loaded, policy current"
+)
 async def readyz(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     checks: dict[str, str] = {}
@@ -35,8 +42,16 @@ async def readyz(request: Request) -> JSONResponse:
         checks["database"] = f"unreachable ({exc.__class__.__name__})"
         checks["migrations"] = "unknown"
     checks["model"] = "ok" if runtime.embedder is not None else "not loaded"
+    policies = runtime.policies
+    age = policies.age
+    checks["policy"] = (
+        f"stale: unconfirmed for {age:.1f}s (bound {policies.max_age}s)"
+        if policies.is_stale
+        else "ok"
+    )
     ready = all(v == "ok" for v in checks.values())
+    policy = {"version": policies.version, "age_s": round(age, 3), "max_age_s": policies.max_age}
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        {"status": "ready" if ready else "not ready", "checks": checks, "policy": policy},
         status_code=200 if ready else 503,
     )

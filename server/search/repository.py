@@ -352,13 +352,20 @@ async def get_document(
 async def document_text_from_chunks(
     session: AsyncSession, access: AccessFilter, document_id: uuid.UUID
 ) -> str:
-    """The text of a document whose full content was not stored, rebuilt from its chunks."""
+    """The text of a document whose full content was not stored, rebuilt from its chunks.
+
+    Every chunk is re-checked like any other row; if one is denied the whole text is (a
+    document is read whole or not at all), so the caller gets "".
+    """
     stmt = (
-        select(Chunk.text)
+        select(Chunk)
         .where(Chunk.document_id == document_id, access.where(AuthzColumns.of_chunks(Chunk)))
         .order_by(Chunk.ordinal)
     )
-    return "\n\n".join((await session.execute(stmt)).scalars())
+    chunks = (await session.execute(stmt)).scalars().all()
+    if not all(access.permits(RowAttributes.of_chunk(c)) for c in chunks):
+        return ""
+    return "\n\n".join(c.text for c in chunks)
 
 
 def _documents_page(
@@ -393,15 +400,32 @@ async def list_documents(
 
 
 async def count_documents(session: AsyncSession, access: AccessFilter) -> list[CollectionRow]:
-    """Documents per source and collection, counting only rows that pass the re-check."""
-    stmt = (
-        select(*_SUMMARY_COLUMNS).where(_document_scope(access)).execution_options(yield_per=2000)
-    )
+    """Documents per source and collection that the caller may read.
+
+    When the filter is exact (its SQL predicate decides what its re-check decides, which
+    only the policy engine can promise), the count is one GROUP BY in SQL; otherwise every
+    allowed row is streamed through the re-check, so a predicate that is not exact can
+    never inflate a count.
+    """
     counts: dict[tuple[str, str], int] = {}
-    async for row in await session.stream(stmt):
-        if access.permits(RowAttributes.of_document(row)):
-            key = (row.source, row.collection)
-            counts[key] = counts.get(key, 0) + 1
+    if access.exact:
+        grouped = (
+            select(Document.source, Document.collection, func.count())
+            .where(_document_scope(access))
+            .group_by(Document.source, Document.collection)
+        )
+        for source, collection, n in (await session.execute(grouped)).all():
+            counts[(source, collection)] = int(n)
+    else:
+        stmt = (
+            select(*_SUMMARY_COLUMNS)
+            .where(_document_scope(access))
+            .execution_options(yield_per=2000)
+        )
+        async for row in await session.stream(stmt):
+            if access.permits(RowAttributes.of_document(row)):
+                key = (row.source, row.collection)
+                counts[key] = counts.get(key, 0) + 1
     if not counts:
         return []
     names = sorted({s for s, _ in counts})
