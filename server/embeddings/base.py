@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+from server.embeddings.query_cache import QueryCache, cache_key
+
+if TYPE_CHECKING:
+    from server.settings import EmbeddingSettings
 
 Vectors = npt.NDArray[np.float32]
 
@@ -16,7 +21,7 @@ Vectors = npt.NDArray[np.float32]
 @runtime_checkable
 class Embedder(Protocol):
     """Turns text into unit-length vectors. Implementations are blocking and thread-safe
-    for one caller at a time; :class:`AsyncEmbedder` serialises calls on one thread."""
+    (the torch ones by serialising calls; ONNX sessions run calls concurrently)."""
 
     @property
     def name(self) -> str: ...
@@ -42,16 +47,43 @@ class Embedder(Protocol):
         ...
 
 
-class AsyncEmbedder:
-    """Runs a blocking :class:`Embedder` on one dedicated worker thread.
+def backend_of(embedder: Embedder) -> str:
+    """The backend id an embedder reports (``torch-fp32``, ``onnx-fp32``...) or ``unknown``."""
+    return str(getattr(embedder, "backend", "unknown"))
 
-    One thread because torch already parallelises inside a call; more threads would only
-    contend for the same cores. Nothing here ever runs model inference on the event loop.
+
+def query_backend_of(embedder: Embedder) -> str:
+    """The backend that embeds this embedder's queries."""
+    return str(getattr(embedder, "query_backend", None) or backend_of(embedder))
+
+
+class AsyncEmbedder:
+    """Runs a blocking :class:`Embedder` on worker threads, never on the event loop.
+
+    Documents go to one thread: a batch already uses every core inside the call.
+    Queries go to ``query_threads`` threads (the same single thread when 1): a query is
+    small, and ONNX sessions run several at once for more queries per second. With
+    ``cache_size`` > 0, query vectors are kept in an LRU keyed by model, backend and
+    whitespace-normalised text, so a repeated search skips the model and the thread hop.
     """
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, *, query_threads: int = 1, cache_size: int = 0) -> None:
         self.embedder = embedder
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+        self._query_pool = (
+            ThreadPoolExecutor(max_workers=query_threads, thread_name_prefix="embedder-query")
+            if query_threads > 1
+            else self._pool
+        )
+        self.cache = QueryCache(cache_size) if cache_size > 0 else None
+        self._model_id = f"{embedder.name}|{query_backend_of(embedder)}"
+
+    @classmethod
+    def configured(cls, embedder: Embedder, settings: EmbeddingSettings) -> AsyncEmbedder:
+        """Threads and cache size from the ``embedding`` settings."""
+        return cls(
+            embedder, query_threads=settings.query_threads, cache_size=settings.query_cache_size
+        )
 
     @property
     def dimensions(self) -> int:
@@ -59,14 +91,23 @@ class AsyncEmbedder:
 
     async def embed_query(self, text: str) -> Vectors:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.embedder.embed_query, text)
+        if self.cache is None:
+            return await loop.run_in_executor(self._query_pool, self.embedder.embed_query, text)
+        key = cache_key(self._model_id, text)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        vector = await loop.run_in_executor(self._query_pool, self.embedder.embed_query, text)
+        return self.cache.put(key, vector)
 
     async def embed_documents(self, texts: Sequence[str]) -> Vectors:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.embedder.embed_documents, list(texts))
 
     def close(self) -> None:
+        if self._query_pool is not self._pool:
+            self._query_pool.shutdown(wait=False, cancel_futures=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-__all__ = ["AsyncEmbedder", "Embedder", "Vectors"]
+__all__ = ["AsyncEmbedder", "Embedder", "Vectors", "backend_of", "query_backend_of"]

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from server.embeddings.base import Vectors
+from server.embeddings.probes import PROBE_TEXTS, min_cosine
+from server.embeddings.tokenization import counting_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,14 @@ class SentenceTransformerEmbedder:
         self._model: Any = SentenceTransformer(
             str(model_path), device="cpu", local_files_only=True, trust_remote_code=False
         )
+        self._backend = f"torch-{precision}"
+        self.agreement: float | None = None
         if precision == "bf16":
+            # Measure what bf16 costs on probe texts before trusting it (auto falls back
+            # to an exact backend when this is low).
+            reference = self._encode(list(PROBE_TEXTS))
             self._model = self._model.to(torch.bfloat16)
+            self.agreement = min_cosine(self._encode(list(PROBE_TEXTS)), reference)
         window = int(self._model.get_max_seq_length() or 256)
         self._model.max_seq_length = window
         # Chunks must fit the window with the two special tokens ([CLS], [SEP]).
@@ -54,11 +62,17 @@ class SentenceTransformerEmbedder:
         self._counter: Any = _private_counter(self._tokenizer)
         dim = self._model.get_embedding_dimension()
         self._dimensions = int(dim) if dim else int(self.embed_query("probe").shape[0])
-        log.info("loaded embedding model %s (%d dimensions, %s)", name, self._dimensions, precision)
+        log.info(
+            "loaded embedding model %s (%d dimensions, %s)", name, self._dimensions, self._backend
+        )
 
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def backend(self) -> str:
+        return self._backend
 
     @property
     def dimensions(self) -> int:
@@ -89,14 +103,22 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self._dimensions), dtype=np.float32)
         with self._lock:
-            out = self._model.encode(
-                list(texts),
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(out, dtype=np.float32)
+            return self._encode(list(texts))
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        out = self._model.encode(
+            texts,
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        vectors = np.asarray(out, dtype=np.float32)
+        # bf16 normalises in bf16 (norms off by ~1e-3); renormalise in fp32 so every backend
+        # returns unit vectors (a no-op to rounding for fp32).
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit: Vectors = vectors / np.maximum(norms, 1e-12)
+        return unit
 
     def embed_query(self, text: str) -> Vectors:
         vector: Vectors = self.embed_documents([text])[0]
@@ -108,12 +130,7 @@ def _private_counter(tokenizer: Any) -> Any:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return None
-    from tokenizers import Tokenizer
-
-    counter = Tokenizer.from_str(backend.to_str())
-    counter.no_truncation()
-    counter.no_padding()
-    return counter
+    return counting_tokenizer(backend.to_str())
 
 
 __all__ = ["SentenceTransformerEmbedder"]

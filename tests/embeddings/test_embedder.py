@@ -29,10 +29,10 @@ def test_paraphrase_is_closer_than_unrelated(embedder: Embedder) -> None:
 
 
 def test_query_and_document_paths_agree(embedder: Embedder) -> None:
+    # The default may embed queries and chunks on different backends (onnx-fp32 and
+    # torch-bf16): the same text must still land in the same place.
     text = "Vacation policy for new employees"
-    np.testing.assert_allclose(
-        embedder.embed_query(text), embedder.embed_documents([text])[0], atol=1e-5
-    )
+    assert float(embedder.embed_query(text) @ embedder.embed_documents([text])[0]) >= 0.999
 
 
 def test_token_counting_ignores_the_tokenizer_truncation(embedder: Embedder) -> None:
