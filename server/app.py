@@ -13,7 +13,10 @@ from server.audit.middleware import AdminAuditMiddleware
 from server.db.engine import DatabaseTarget
 from server.embeddings import Embedder
 from server.http import admin_audit, admin_keys, admin_policies, admin_sources, health, metadata
-from server.mcp.http import McpMount
+from server.http.auth_gate import AdminAuthGate
+from server.http.hosts import TrustedHostMiddleware
+from server.http.limits import BodyLimitMiddleware
+from server.mcp.http import McpMount, security_settings
 from server.runtime import open_runtime
 from server.settings import Settings
 
@@ -57,8 +60,25 @@ def create_app(
     app.include_router(admin_sources.router)
     app.include_router(admin_policies.router)
     mcp = McpMount(app, settings)
+    # Listed innermost first (Starlette wraps each added middleware around the previous).
+    # Bodies are counted and timed as they stream: 413/408 without buffering them.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.http.max_request_bytes,
+        import_max_bytes=settings.http.max_import_bytes,
+        body_timeout_s=settings.http.body_timeout_s,
+    )
+    # /admin callers are authenticated from their headers before any body is read.
+    app.add_middleware(AdminAuthGate)
     # Every /admin call leaves an audit row before its answer does.
     app.add_middleware(AdminAuditMiddleware)
+    # Host and Origin checked for the whole app, as the SDK checks them on /mcp.
+    security = security_settings(settings.http)
+    app.add_middleware(
+        TrustedHostMiddleware,
+        allowed_hosts=security.allowed_hosts,
+        allowed_origins=security.allowed_origins,
+    )
     return app
 
 

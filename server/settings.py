@@ -141,6 +141,32 @@ class HttpSettings(_Section):
     max_request_bytes: int = Field(
         default=1_000_000, ge=1024, description="Largest request body accepted (413 beyond)."
     )
+    max_import_bytes: int = Field(
+        default=20_000_000,
+        ge=1024,
+        description="Largest body of a policy import, lint, test or diff (413 beyond).",
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds a client may take to send a request's headers."
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="Seconds a client may take to send a whole body (408)."
+    )
+    max_concurrent_calls: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="MCP calls doing work (tools/call, resources/read, prompts/get, completion) "
+        "in flight per process; beyond it: 503 with Retry-After.",
+    )
+    retry_after_s: int = Field(
+        default=1, ge=1, le=300, description="Retry-After sent with 503 when calls are shed."
+    )
+    shutdown_grace_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="On SIGTERM/SIGINT, seconds in-flight requests get to finish.",
+    )
 
     @property
     def base_url(self) -> str:
@@ -187,6 +213,10 @@ class AuthSettings(_Section):
     )
     dev_token_ttl_s: int = Field(
         default=3600, ge=60, description="Default lifetime of minted dev tokens."
+    )
+    allow_insecure_bind: bool = Field(
+        default=False,
+        description="Let modes dev and none listen on a non-loopback address (refused otherwise).",
     )
 
 
@@ -452,6 +482,8 @@ __all__ = [
     "AuditSettings",
     "AuthSettings",
     "DatabaseSettings",
+    "EmbeddingBackend",
+    "EmbeddingBackendChoice",
     "EmbeddingSettings",
     "HttpSettings",
     "IngestSettings",
@@ -463,5 +495,3 @@ __all__ = [
     "load_settings",
     "masked_dump",
 ]
-    "EmbeddingBackend",
-    "EmbeddingBackendChoice",

@@ -9,9 +9,14 @@ starts the SDK's session manager and builds the request pipeline, outermost firs
 2. bearer authentication: the SDK's middleware with our token verifier, so handlers get
    the caller from ``get_access_token()``; 401/403 name the RFC 9728 metadata URL (the
    metadata itself is served at the host root by :mod:`server.http.metadata`);
-3. the session manager, which enforces the body limit (413 beyond
+3. the intake (:mod:`server.mcp.intake`): malformed request ids refused, and calls
+   doing work shed with 503 + Retry-After past ``http.max_concurrent_calls``;
+4. the session manager, which enforces the body limit (413 beyond
    ``http.max_request_bytes``) and DNS-rebinding protection (Host and Origin checked
    against ``http.allowed_hosts`` / ``http.allowed_origins``) before any JSON-RPC.
+
+The whole app also checks Host/Origin (:mod:`server.http.hosts`) and streams every body
+through the byte and time limits of :mod:`server.http.limits`.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.auth.mcp_verifier import KbTokenVerifier
+from server.mcp.intake import McpIntake
 from server.mcp.server import KbMcpServer, build_mcp_server
 from server.mcp.state import McpState
 from server.runtime import Runtime
@@ -126,7 +132,13 @@ class McpMount:
             security_settings=security,
             max_request_body_size=self.settings.http.max_request_bytes,
         )
-        pipeline: ASGIApp = manager.handle_request
+        http = self.settings.http
+        self.intake = McpIntake(
+            manager.handle_request,
+            limit=http.max_concurrent_calls,
+            retry_after_s=http.retry_after_s,
+        )
+        pipeline: ASGIApp = self.intake
         if self.settings.auth.mode != "none":
             pipeline = with_auth(pipeline, runtime)
         pipeline = with_cors(pipeline, security)

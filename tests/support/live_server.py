@@ -20,10 +20,17 @@ def free_port() -> int:
 class LiveServer:
     """``with LiveServer(app) as srv: httpx.get(srv.url + "/healthz")``."""
 
-    def __init__(self, app: Any, port: int | None = None, startup_timeout: float = 120.0) -> None:
-        self.port = port or free_port()
+    def __init__(
+        self,
+        app: Any,
+        port: int | None = None,
+        startup_timeout: float = 120.0,
+        config: uvicorn.Config | None = None,
+    ) -> None:
+        """``config`` (e.g. ``server.http.protocol.uvicorn_config``) overrides the default."""
+        self.port = config.port if config is not None else (port or free_port())
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
+        config = config or uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
         )
         self.server = uvicorn.Server(config)
