@@ -39,7 +39,9 @@ class PlacementFields(BaseModel):
 
     acl: list[str] | None = Field(
         default=None,
-        description="Principals (user:, email:, group:, svc:, role:) that may read; [] = nobody.",
+        description="Principals (user:, email:, group:, svc:, role:) the documents are shared "
+        "with (matched by acl:source rules); [] = shared with nobody: only admins and policy "
+        "rules naming the documents read them.",
     )
     collection: str | None = Field(
         default=None, pattern=COLLECTION_PATTERN, description="Collection for matching files."

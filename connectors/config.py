@@ -38,8 +38,10 @@ class SourceConfigBase(BaseModel):
     acl: list[str] | None = Field(
         default=None,
         description=(
-            "Principals (user:, email:, group:, svc:, role:) that may read documents whose "
-            "source gives no ACL. Unset means unknown: visible to admins only."
+            "Principals (user:, email:, group:, svc:, role:) the source shares documents "
+            "with when it gives no ACL itself; acl:source rules match them. Unset or []: "
+            "shared with nobody, so only admins and policy rules naming the documents "
+            "(collection, path, source, doc or *) read them."
         ),
     )
 

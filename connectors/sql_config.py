@@ -80,7 +80,8 @@ class SqlEntryConfig(BaseModel):
     acl: list[str] | None = Field(
         default=None,
         description="Fixed principals for every row (added to acl_columns' principals). "
-        "Unset, with no acl_columns: the source's acl; unknown means admins only.",
+        "Unset, with no acl_columns: the source's acl (unset there too: shared with nobody, "
+        "read only by admins and policy rules naming the documents).",
     )
     collection: str | None = Field(
         default=None, pattern=COLLECTION_PATTERN, description="Collection for these rows."

@@ -79,8 +79,9 @@ def groups_of(claims: Mapping[str, Any], settings: AuthSettings, subject: str) -
     if not present:
         _warn_once(subject, f"no {settings.groups_claim!r} claim")
         return []
-    if isinstance(value, str):
-        value = [value]
+    # Only a JSON list is a list of groups. A bare string is refused rather than read as
+    # one group: an IdP (or a mapper) that flattens a list into "a,b" or "a b" would
+    # otherwise grant a group nobody has (docs/auth.md; pinned in the decision table).
     if not isinstance(value, list):
         _warn_once(subject, f"the {settings.groups_claim!r} claim is not a list")
         return []
