@@ -5,7 +5,8 @@
     ├── DatabaseError          the knowledge-base database cannot be used
     │   ├── DatabaseUnavailable    unreachable, refused, or went away
     │   ├── PgvectorMissing        extension missing or older than required
-    │   └── DataDirLocked          another process owns the data directory
+    │   ├── DataDirLocked          another process owns the data directory
+    │   └── SchemaMismatch         schema revision differs from this kb's (not migrated)
     ├── NotFound               the thing does not exist *or the caller may not see it*
     ├── AccessDenied           the caller is known but lacks a right (admin operations only)
     ├── InvalidRequest         the request itself is malformed (bad filter, bad argument)
@@ -52,6 +53,11 @@ class PgvectorMissing(DatabaseError):
 
 class DataDirLocked(DatabaseError):
     """Another process holds the data directory."""
+
+
+class SchemaMismatch(DatabaseError):
+    """The database's schema revision is not the one this kb expects; nothing migrates it
+    implicitly (only `kb serve` and `kb db upgrade` do)."""
 
 
 class NotFound(KBError):
@@ -105,4 +111,5 @@ __all__ = [
     "NotFound",
     "PgvectorMissing",
     "PolicyError",
+    "SchemaMismatch",
 ]

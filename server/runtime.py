@@ -58,14 +58,25 @@ def configured_sources(settings: Settings) -> dict[str, bool]:
 
 
 def prepare_database(
-    settings: Settings, target: DatabaseTarget | None = None, *, run_migrations: bool = True
+    settings: Settings,
+    target: DatabaseTarget | None = None,
+    *,
+    run_migrations: bool = False,
+    check_schema: bool = True,
 ) -> tuple[DatabaseTarget, str]:
-    """Blocking: resolve the database, check pgvector, and migrate to head if asked."""
+    """Blocking: resolve the database, check pgvector, then migrate to head or check the schema.
+
+    Migrating is explicit (`kb serve`, `kb db upgrade`); by default a schema at another
+    revision is refused with :class:`~core.errors.SchemaMismatch`. ``check_schema=False`` is
+    for `kb db` itself, which inspects or moves the revision.
+    """
     target = target or resolve_database(settings)
     try:
         version = check_database(target, settings)
         if run_migrations:
             migrate.upgrade(target.url)
+        elif check_schema:
+            migrate.require_current(target.url)
     except BaseException:
         target.close()
         raise
@@ -78,7 +89,7 @@ async def open_runtime(
     *,
     target: DatabaseTarget | None = None,
     load_model: bool = True,
-    run_migrations: bool = True,
+    run_migrations: bool = False,
     embedder: Embedder | None = None,
     watch_policies: bool = True,
 ) -> AsyncIterator[Runtime]:

@@ -1,4 +1,10 @@
-"""Alembic, driven from code: `kb db upgrade|downgrade|current` and the start-up check."""
+"""Alembic, driven from code: `kb db upgrade|downgrade|current` and the start-up check.
+
+Only `kb serve` (unless ``--no-migrate``) and `kb db upgrade` migrate; `kb db downgrade`
+migrates down only when asked by name. Every other process calls :func:`require_current`
+and refuses to run against a schema it was not written for, so a newer CLI pointed at
+production never upgrades the schema under running servers.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
+
+from core.errors import SchemaMismatch
 
 
 def _migrations_dir() -> Path:
@@ -63,6 +71,29 @@ def is_current(url: URL) -> bool:
     return current_revision(url) == head_revision()
 
 
+def require_current(url: URL) -> str:
+    """The database's revision if it is this kb's head; else :class:`SchemaMismatch`."""
+    current = current_revision(url)
+    head = head_revision()
+    if current == head:
+        return head
+    shown = current or "base (empty)"
+    known = current is None or _is_known(current)
+    if known:
+        raise SchemaMismatch(
+            f"database schema is at {shown}, this kb expects {head}: run `kb db upgrade`"
+        )
+    raise SchemaMismatch(
+        f"database schema is at {shown}, this kb expects {head}: the database was "
+        "migrated by a newer kb; run that version (or `kb db downgrade` with it)"
+    )
+
+
+def _is_known(revision: str) -> bool:
+    script = ScriptDirectory.from_config(alembic_config(URL.create("postgresql")))
+    return any(rev.revision == revision for rev in script.walk_revisions())
+
+
 __all__ = [
     "MIGRATIONS_DIR",
     "alembic_config",
@@ -70,5 +101,6 @@ __all__ = [
     "downgrade",
     "head_revision",
     "is_current",
+    "require_current",
     "upgrade",
 ]
