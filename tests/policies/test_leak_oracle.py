@@ -461,3 +461,159 @@ async def check_service(
             with pytest.raises(NotFound) as denied:
                 await search.fetch_document(access, str(d["id"]))
             assert str(denied.value) == str(missing.value)  # denied reads as not found
+
+
+# --- A few hundred documents per corpus -----------------------------------------------
+#
+# The examples above keep corpora tiny (up to 12 documents) so hypothesis can shrink
+# them. This test runs the same random policies and callers against corpora of
+# LARGE_DOCS documents (generated from a seed, not drawn: hypothesis cannot draw that
+# much data), a fresh corpus every CORPUS_EVERY examples, and also switches a source off
+# at random: the oracle serves a disabled source to nobody.
+
+LARGE_DOCS = int(os.environ.get("KB_LEAK_ORACLE_DOCS", "300"))
+LARGE_EXAMPLES = int(os.environ.get("KB_LEAK_ORACLE_LARGE_EXAMPLES", "200"))
+CORPUS_EVERY = 50
+META_VALUES: list[Any] = ["a", "b", "c", ["a"], 1, True, None]
+
+
+def random_corpus(rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
+    pool = PRINCIPALS + ROLES[:2]
+    docs = []
+    for i in range(n):
+        metadata = {
+            key: META_VALUES[int(rng.integers(len(META_VALUES)))]
+            for key in ("team", "region")
+            if rng.random() < 0.5
+        }
+        acl = rng.choice(len(pool), size=int(rng.integers(0, 4)), replace=False)
+        docs.append(
+            {
+                # The first ids are the ones doc: selectors name.
+                "id": uuid.UUID(DOC_IDS[i]) if i < len(DOC_IDS) else uuid.UUID(int=0xB16 << 64 | i),
+                "source": SOURCES[int(rng.integers(len(SOURCES)))],
+                "external_id": f"e{i}",
+                "uri": f"kb://{i}",
+                "title": f"doc {i:04d}",
+                "content_type": CONTENT_TYPES[int(rng.integers(len(CONTENT_TYPES)))],
+                "content_hash": "h",
+                "collection": COLLECTIONS[int(rng.integers(len(COLLECTIONS)))],
+                "path": PATHS[int(rng.integers(len(PATHS)))],
+                "level": int(rng.integers(0, 5)),
+                "acl": sorted(pool[j] for j in acl),
+                "metadata_": metadata,
+                "chunks": int(rng.integers(1, 3)),
+            }
+        )
+    return docs
+
+
+def test_large_corpora_match_the_oracle(prepared: Engine, services: Services) -> None:
+    stats: Counter[str] = Counter()
+    loaded: dict[str, Corpus] = {}
+
+    @settings(
+        max_examples=LARGE_EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        scenario=scenarios(),
+        disabled=st.sets(st.sampled_from(SOURCES), max_size=1),
+        k=st.integers(1, 8),
+    )
+    def check(
+        scenario: tuple[PolicySet, frozenset[str], list[str]], disabled: set[str], k: int
+    ) -> None:
+        n = stats["n"]
+        if n % CORPUS_EVERY == 0:
+            docs = random_corpus(np.random.default_rng(n), LARGE_DOCS)
+            with prepared.connect() as conn:
+                loaded["corpus"] = _load(conn, docs, n)
+        with_service = n % SERVICE_EVERY == 0
+        allowed, compilable = check_large(
+            prepared, services, loaded["corpus"], scenario, frozenset(disabled), k, with_service
+        )
+        stats["n"] += 1
+        stats["allowed"] += bool(allowed)
+        stats["compilable"] += compilable
+        stats["service"] += with_service
+        stats["documents"] = max(stats["documents"], len(loaded["corpus"].docs))
+
+    check()
+    assert stats["n"] >= LARGE_EXAMPLES and stats["documents"] == LARGE_DOCS
+    assert stats["allowed"] >= LARGE_EXAMPLES // 4
+    assert stats["compilable"] >= LARGE_EXAMPLES // 2
+
+
+def check_large(
+    prepared: Engine,
+    services: Services,
+    corpus: Corpus,
+    scenario: tuple[PolicySet, frozenset[str], list[str]],
+    disabled: frozenset[str],
+    k: int,
+    with_service: bool,
+) -> tuple[set[str], bool]:
+    policy_set, admins, principals = scenario
+    engine = PolicyEngine.of(
+        policy_set, version=1, admin_principals=admins, disabled_sources=disabled
+    )
+    access = engine.filter_for(Caller.of(*principals))
+    compilable = not engine.snapshot.problems
+    oracle_enforcer = build_enforcer(
+        [
+            [r.subject, r.object, r.effect, "" if r.max_level is None else str(r.max_level), r.when]
+            for r in policy_set.rules
+        ],
+        roles=[(g.member, g.role) for g in policy_set.roles],
+        collections=[(c.child, c.parent) for c in policy_set.collections],
+        admin_principals=admins,
+    )
+    oracle = {
+        str(d["id"])
+        for d in corpus.docs
+        if d["source"] not in disabled and enforce(oracle_enforcer, principals, attrs(d))
+    }
+    with prepared.connect() as conn:
+        stmt = select(Document.id).where(access.where(AuthzColumns.of_documents(Document)))
+        via_sql = {str(i) for i in conn.execute(stmt).scalars()}
+    rechecked = {str(d["id"]) for d in corpus.docs if access.permits(attrs(d))}
+    assert via_sql == rechecked, "the SQL predicate and the Casbin re-check disagree"
+    assert via_sql <= oracle, f"leak: {sorted(via_sql - oracle)[:5]}"
+    if compilable:
+        assert via_sql == oracle
+        assert access.exact
+    if with_service:
+        services.loop.run_until_complete(
+            check_large_service(services.search, access, corpus, via_sql, k)
+        )
+    return via_sql, compilable
+
+
+async def check_large_service(
+    search: SearchService, access: AccessFilter, corpus: Corpus, allowed: set[str], k: int
+) -> None:
+    """Listings and counts (counted in SQL when the filter is exact) and top-k."""
+    page = await search.list_documents(access, limit=LARGE_DOCS + 1)
+    assert {str(d.document_id) for d in page.items} == allowed
+    counts = Counter((d["source"], d["collection"]) for d in corpus.docs if str(d["id"]) in allowed)
+    summaries = await search.list_sources(access)
+    listed = {(s.source, c.collection): c.documents for s in summaries for c in s.collections}
+    assert listed == dict(counts)
+    q = np.random.default_rng(k).standard_normal(DIM).astype(np.float32)
+    q /= np.linalg.norm(q)
+    found = await search.vector_search(access, SearchFilters(), q.tolist(), k)
+    allowed_chunks = [c for c in corpus.chunk_ids if corpus.chunk_doc[c] in allowed]
+    assert {corpus.chunk_doc[c.chunk_id] for c in found} <= allowed, "leak in vector_search"
+    assert np.allclose(
+        _distances(corpus, [c.chunk_id for c in found], q),
+        _distances(corpus, allowed_chunks, q)[:k],
+        atol=1e-5,
+    )
+    denied = [str(d["id"]) for d in corpus.docs if str(d["id"]) not in allowed][:5]
+    for doc_id in denied:
+        with pytest.raises(NotFound):
+            await search.fetch_document(access, doc_id)
