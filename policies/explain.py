@@ -28,7 +28,7 @@ selector semantics as the SQL compiler and the Casbin re-check.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.errors import InvalidRequest
 from core.identity import Caller, is_principal
@@ -180,6 +180,8 @@ def who_can(
         denied = tuple(
             p for p in names if (w := verdict.get(s | {p})) is not None and not w.allowed
         )
+        if denied:  # shown by every door, which render the explanation's reason
+            why = replace(why, reason=f"{why.reason}; denied if also carrying {', '.join(denied)}")
         out.append(Reader(tuple(sorted(s)), why, denied))
     return out
 

@@ -22,6 +22,7 @@ import numpy as np
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from policies.store import CHANNEL as POLICY_CHANNEL
 from server.db.models import Chunk, Document, IngestFailure, IngestRun, Source
 from server.embeddings.base import Vectors
 from server.ingest.chunking import ChunkText
@@ -45,7 +46,12 @@ class SourceRow:
 def upsert_source(
     conn: Connection, *, name: str, kind: str, config: Mapping[str, Any], origin: str, enabled: bool
 ) -> None:
-    """Create the source or refresh its configuration; its cursor is kept."""
+    """Create the source or refresh its configuration; its cursor is kept.
+
+    Switching ``enabled`` notifies the policy listeners (at commit), so every process takes
+    the source off (or back) at once instead of at its next poll.
+    """
+    was = conn.execute(select(Source.enabled).where(Source.name == name)).scalar_one_or_none()
     stmt = pg_insert(Source).values(
         name=name, kind=kind, config=dict(config), origin=origin, enabled=enabled
     )
@@ -60,6 +66,8 @@ def upsert_source(
         },
     )
     conn.execute(stmt)
+    if was != enabled and not (was is None and enabled):
+        conn.execute(select(func.pg_notify(POLICY_CHANNEL, "sources")))
 
 
 def get_source(conn: Connection, name: str, *, for_update: bool = False) -> SourceRow | None:

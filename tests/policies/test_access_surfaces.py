@@ -7,23 +7,26 @@ policy engine over a real database.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psycopg
 import pytest
-from sqlalchemy import true
+from sqlalchemy import create_engine, true
 
 from core.errors import NotFound
 from core.identity import Caller
 from policies.access import AccessFilter, RowAttributes, make_access_filter
 from policies.engine import PolicyEngine
-from policies.listener import BOOTSTRAP_ACTOR, poll
+from policies.listener import BOOTSTRAP_ACTOR, PolicyListener, poll
 from policies.rules import AccessRule, PolicySet
 from policies.store import PolicyStore
 from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
 from server.embeddings.base import Embedder
+from server.ingest.repository import upsert_source
 from server.search import SearchQuery, SearchService
 from server.settings import Settings
 from tests.search.conftest import ALL, ENG, HR, Company, company_docs
@@ -190,3 +193,41 @@ async def test_source_counts_run_in_sql_only_for_exact_filters(
     broken = PolicyEngine.of(PolicySet.of([*POLICY.rules, AccessRule(ENG, "path:/hr/*/x", "deny")]))
     assert not broken.filter_for(ALICE).exact
     assert broken.filter_for(Caller.of("user:zed", ALL)).exact  # not that caller's rule
+
+
+async def test_switching_a_source_off_reaches_every_listener_at_once(
+    settings: Settings, fresh_database: str, db_target: DatabaseTarget
+) -> None:
+    """The sources table change notifies: no wait for the next poll (set to a minute)."""
+    insert_sources(fresh_database, {"wiki": ("files", ""), "hr": ("files", "")})
+    db = Database.open(db_target, settings)
+    writer = create_engine(db_target.url)
+    engine = PolicyEngine(await PolicyStore(db).load_snapshot(()))
+    listener = PolicyListener(engine, PolicyStore(db), db_target.dsn, poll_interval=60)
+
+    def switch(enabled: bool) -> None:  # what `kb sources add --replace` / the API write
+        with writer.begin() as conn:
+            upsert_source(conn, name="hr", kind="files", config={}, origin="api", enabled=enabled)
+
+    async def until(expected: set[str]) -> None:
+        started = time.perf_counter()
+        while engine.disabled_sources != expected:
+            assert time.perf_counter() - started < 5, "the change never arrived"
+            await asyncio.sleep(0.01)
+
+    await listener.start()
+    try:
+        await asyncio.wait_for(listener.connected.wait(), 5)
+        await asyncio.to_thread(switch, False)
+        await until({"hr"})
+        access = engine.filter_for(ALICE)
+        assert not access.permits(RowAttributes(str(uuid.uuid4()), "hr", "hr", "/", 0, (ALL,), "t"))
+        reloads = engine.reloads
+        await asyncio.to_thread(switch, False)  # unchanged: nothing to announce
+        await asyncio.to_thread(switch, True)
+        await until(set())
+        assert engine.reloads == reloads + 1
+    finally:
+        await listener.stop()
+        writer.dispose()
+        await db.dispose()

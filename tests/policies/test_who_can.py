@@ -41,6 +41,9 @@ def test_who_can_reports_the_group_deny_beside_the_user_allow() -> None:
     readers = {r.principal: r for r in who_can(snapshot, doc("hr"))}
     assert set(readers) == {"user:alice"}
     assert readers["user:alice"].denied_with == ("group:contractors",)
+    assert readers["user:alice"].explanation.reason.endswith(
+        "denied if also carrying group:contractors"
+    )
     # Asked with the set the caller really carries: nobody reads it.
     assert who_can(snapshot, doc("hr"), [frozenset({"user:alice", "group:contractors"})]) == []
 
