@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test lint typecheck pytest node bench clean
+.PHONY: install run test test-fast prereqs lint typecheck pytest node bench clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating virtual environment in $(VENV) with $(PYTHON)"
@@ -39,11 +39,22 @@ typecheck: $(STAMP)
 node:
 	@bash tests/node/install.sh
 
-pytest: $(STAMP) node
+# The suite also needs npm, MariaDB and PostgreSQL on loopback: one line each, and stop early.
+prereqs: $(STAMP)
+	@echo "==> test prerequisites"
+	@$(BIN)/python tests/check_prereqs.py $(PREREQ_ARGS)
+
+pytest: $(STAMP) prereqs node
 	@echo "==> pytest"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# A quick subset while developing: no Node clients, no long-running (slow) tests.
+test-fast: PREREQ_ARGS = --no-node
+test-fast: $(STAMP) prereqs
+	@echo "==> pytest (fast subset: not slow, not node)"
+	$(BIN)/python -m pytest -m "not slow and not node" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

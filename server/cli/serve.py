@@ -1,8 +1,18 @@
-"""`kb serve`: the HTTP server (admin REST and MCP over Streamable HTTP)."""
+"""`kb serve`: the HTTP server (admin REST and MCP over Streamable HTTP).
+
+Stopping: SIGTERM (systemd, Docker, Kubernetes) and SIGINT stop accepting connections,
+give in-flight requests ``http.shutdown_grace_s`` to finish, run the app's shutdown (MCP
+sessions, database pool, policy listener) and then release the embedded PostgreSQL. uvicorn
+re-raises the signal after its own shutdown, which with the default handlers would kill the
+process before the ``finally`` below runs; :func:`_serve_until_signalled` gives it a handler
+that lets the function return instead.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 import typer
 import uvicorn
@@ -10,12 +20,30 @@ import uvicorn
 from server.app import create_app
 from server.cli.bootstrap import sync_never_synced
 from server.cli.common import State, configure_logging, console, handle_errors
+from server.cli.db_watch import EmbeddedWatchdog
+from server.cli.signals import STOP_SIGNALS, stop_signals_unwind
 from server.db.engine import describe
 from server.db.home_lock import HomeLock
 from server.embeddings import load_embedder
+from server.http.bind import check_bind
+from server.http.protocol import uvicorn_config
 from server.runtime import prepare_database
 
 log = logging.getLogger(__name__)
+
+
+def _already_handled(signum: int, frame: FrameType | None) -> None:
+    # uvicorn re-raises the signal it shut down for: it has been handled.
+    log.info("%s handled: the server has shut down", signal.Signals(signum).name)
+
+
+def _serve_until_signalled(server: uvicorn.Server) -> None:
+    """Run uvicorn; return normally after a SIGTERM/SIGINT shutdown."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _already_handled)
+    server.run()
+    if server.should_exit:
+        log.info("kb serve stopped")
 
 
 @handle_errors
@@ -30,6 +58,14 @@ def serve(
             "ingest.sync_on_start: missing). Later starts skip them and take seconds."
         ),
     ),
+    allow_insecure_bind: bool = typer.Option(
+        False,
+        "--allow-insecure-bind",
+        help=(
+            "Allow auth.mode dev or none on a non-loopback address (refused otherwise; "
+            "as auth.allow_insecure_bind)."
+        ),
+    ),
 ) -> None:
     """Start the server: database, migrations, model, then HTTP on host:port (MCP at /mcp)."""
     settings = State.settings()
@@ -39,7 +75,8 @@ def serve(
         )
         settings = settings.model_copy(update={"http": http})
     configure_logging(settings.log_level)
-    with HomeLock(settings.home_dir):
+    check_bind(settings, allow_insecure=allow_insecure_bind)
+    with stop_signals_unwind(), HomeLock(settings.home_dir):
         with console.status("starting the database"):
             target, version = prepare_database(settings, run_migrations=migrate)
         try:
@@ -54,12 +91,8 @@ def serve(
                 f"[bold green]serving[/] {settings.http.base_url}  "
                 f"(MCP {settings.http.base_url}/mcp, docs {settings.http.base_url}/docs)"
             )
-            uvicorn.run(
-                app,
-                host=settings.http.host,
-                port=settings.http.port,
-                log_level=settings.log_level.lower(),
-                proxy_headers=True,
-            )
+            with EmbeddedWatchdog(target):
+                _serve_until_signalled(uvicorn.Server(uvicorn_config(app, settings)))
         finally:
             target.close()
+            log.info("database handle released")

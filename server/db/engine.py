@@ -10,8 +10,8 @@ import logging
 from dataclasses import dataclass, field
 
 import psycopg
-from sqlalchemy import create_engine
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -116,14 +116,38 @@ def _connect_args(settings: Settings) -> dict[str, object]:
     return args
 
 
+UNAVAILABLE = "the database is unavailable"
+
+
+def _translate_connection_errors(context: ExceptionContext) -> None:
+    """A lost or refused connection becomes :class:`DatabaseUnavailable`, once, here.
+
+    Without this, psycopg's ``OperationalError`` (server killed, restarting, refusing
+    connections) escapes every layer above as an unknown exception: MCP then answers only
+    "Error executing tool". Pre-ping failures are left alone (the pool retries them), and
+    SQLAlchemy still invalidates the dead connection after this hook.
+    """
+    if context.is_pre_ping:
+        return
+    original = context.original_exception
+    if context.is_disconnect or isinstance(original, psycopg.OperationalError):
+        if isinstance(original, psycopg.errors.QueryCanceled):
+            return  # a statement timeout is the query's fault, not the database's
+        first = str(original).strip().splitlines()[0] if str(original).strip() else ""
+        log.warning("database unavailable: %s: %s", original.__class__.__name__, first)
+        raise DatabaseUnavailable(UNAVAILABLE) from original
+
+
 def make_async_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         target.url,
         pool_size=settings.database.pool_size,
         max_overflow=settings.database.max_overflow,
         pool_pre_ping=True,
         connect_args=_connect_args(settings),
     )
+    event.listen(engine.sync_engine, "handle_error", _translate_connection_errors)
+    return engine
 
 
 def make_sync_engine(target: DatabaseTarget, settings: Settings) -> Engine:
