@@ -1,0 +1,85 @@
+"""What `make test` needs beyond Python: one line per prerequisite, exit 1 if any is missing.
+
+The test suite runs real parts: the Node MCP clients (installed from npm), and MariaDB and
+PostgreSQL servers on loopback for the SQL connector tests (MARIADB on 127.0.0.1:3306 as
+root without a password, PostgreSQL on 127.0.0.1:5432 as postgres with trust auth). The
+embedded PostgreSQL that holds the knowledge base itself needs nothing installed.
+
+Run by `make prereqs` (and so by `make test` and `make test-fast`, which skips Node).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Callable
+
+OK, MISSING = "ok     ", "MISSING"
+
+
+def _git() -> str | None:
+    return None if shutil.which("git") else "git not found (apt-get install git)"
+
+
+def _npm() -> str | None:
+    if shutil.which("npm"):
+        return None
+    return "npm not found: the Node MCP clients install from npm (apt-get install npm)"
+
+
+def _mariadb() -> str | None:
+    import pymysql
+
+    try:
+        pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=3).close()
+    except pymysql.MySQLError as exc:
+        return (
+            f"MariaDB on 127.0.0.1:3306 (root, no password) refused: {exc.args[-1]} "
+            "(apt-get install mariadb-server; service mariadb start)"
+        )
+    return None
+
+
+def _postgres() -> str | None:
+    import psycopg
+
+    try:
+        psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=3
+        ).close()
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (
+            f"PostgreSQL on 127.0.0.1:5432 (postgres, trust) refused: {first} "
+            "(apt-get install postgresql; trust auth for 127.0.0.1 in pg_hba.conf)"
+        )
+    return None
+
+
+CHECKS: dict[str, Callable[[], str | None]] = {
+    "git": _git,
+    "npm (Node MCP clients)": _npm,
+    "MariaDB 127.0.0.1:3306": _mariadb,
+    "PostgreSQL 127.0.0.1:5432": _postgres,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-node", action="store_true", help="Skip the npm check.")
+    args = parser.parse_args(argv)
+    missing = 0
+    for name, check in CHECKS.items():
+        if args.no_node and name.startswith("npm"):
+            continue
+        problem = check()
+        print(f"{OK if problem is None else MISSING} {name}" + (f": {problem}" if problem else ""))
+        missing += problem is not None
+    if missing:
+        print(f"{missing} prerequisite(s) of the test suite missing; see README.md 'Development'")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
