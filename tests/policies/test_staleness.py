@@ -5,19 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
+from mcp import Client
 
 from core.errors import PolicyError
 from core.identity import Caller
 from policies.engine import STALE_POLICY, PolicyEngine
 from policies.listener import BOOTSTRAP_ACTOR, PolicyListener
-from policies.rules import AccessRule
+from policies.rules import AccessRule, PolicySet
+from policies.snapshot import PolicySnapshot
 from policies.store import PolicyStore
 from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
+from server.embeddings.base import Embedder
+from server.mcp.calls import POLICY_FAILED
+from server.mcp.server import build_mcp_server
+from server.mcp.state import McpState
 from server.settings import Settings
+from tests.mcp.conftest import open_state
 from tests.search.corpus import Doc, insert_documents, insert_sources
 
 pytestmark = pytest.mark.anyio
@@ -82,3 +92,31 @@ def test_an_unwatched_engine_never_goes_stale() -> None:
     engine = PolicyEngine.of(PolicyEngine.empty().snapshot.policy)
     assert engine.max_age is None and not engine.is_stale
     engine.filter_for(READER)
+
+
+async def test_mcp_calls_fail_closed_on_a_stale_policy_and_recover(
+    make_settings: Callable[..., Settings], fresh_database: str, embedder: Embedder
+) -> None:
+    """What a client sees: the documented policy error, not results from an old policy."""
+    insert_sources(fresh_database, {"wiki": ("files", "Wiki")})
+    insert_documents(
+        fresh_database, [Doc("page", ["text"], ["group:staff"])], vectors=[[np.zeros(384)]]
+    )
+    settings = make_settings()
+    policy = PolicySet.of([AccessRule("group:staff", "acl:source")])
+    engine = PolicyEngine(PolicySnapshot(1, policy), max_age=0.2)
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[McpState]:
+        async with open_state(settings, embedder, Caller.of(*READER.principals)) as state:
+            yield replace(state, policies=engine)
+
+    async with Client(build_mcp_server(settings, lifespan)) as client:
+        await asyncio.sleep(0.3)  # nothing confirms the snapshot: past the bound
+        for tool, args in (("search", {"query": "text"}), ("list_sources", {})):
+            stale = await client.call_tool(tool, args)
+            assert stale.is_error
+            assert stale.content[0].text.endswith(POLICY_FAILED)  # type: ignore[union-attr]
+        engine.confirm()  # what the listener's next successful poll does
+        fresh = await client.call_tool("list_sources", {})
+        assert not fresh.is_error and "wiki" in fresh.content[0].text  # type: ignore[union-attr]
