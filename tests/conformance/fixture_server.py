@@ -82,6 +82,18 @@ def _text(text: str, *, error: bool = False) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=error)
 
 
+def _origin(ctx: Context[Any, Any]) -> Any:
+    """The id of the call in progress, so a server-to-client request rides on its stream.
+
+    Without it the SDK routes the request to the standalone GET stream, which a 2025-11-25
+    client opens in the background after initializing; if that GET has not arrived yet
+    (a loaded machine), the request is dropped (there is no event store) and the tool call
+    waits until the client's 30 s timeout: the elicitation-sep1330-enums flake. The POST
+    stream of the call itself exists before the tool runs, so this cannot be lost.
+    """
+    return ctx.request_context.request_id
+
+
 def _elicit(message: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {
         "method": "elicitation/create",
@@ -206,6 +218,7 @@ def register_tools(mcp: MCPServer[Any]) -> None:  # noqa: C901 (a catalogue, not
         result = await ctx.session.create_message(
             messages=[SamplingMessage(role="user", content=TextContent(type="text", text=prompt))],
             max_tokens=100,
+            related_request_id=_origin(ctx),
         )
         text = result.content.text if isinstance(result.content, TextContent) else "No response"
         return f"LLM response: {text}"
@@ -221,7 +234,7 @@ def register_tools(mcp: MCPServer[Any]) -> None:  # noqa: C901 (a catalogue, not
             },
             "required": ["username", "email"],
         }
-        result = await ctx.session.elicit_form(message, schema)
+        result = await ctx.session.elicit_form(message, schema, _origin(ctx))
         return f"User response: action={result.action}, content={json.dumps(result.content)}"
 
     @tool
@@ -246,7 +259,9 @@ def register_tools(mcp: MCPServer[Any]) -> None:  # noqa: C901 (a catalogue, not
                 },
             },
         }
-        result = await ctx.session.elicit_form("Please provide user information", schema)
+        result = await ctx.session.elicit_form(
+            "Please provide user information", schema, _origin(ctx)
+        )
         return (
             f"Elicitation completed: action={result.action}, content={json.dumps(result.content)}"
         )
@@ -272,7 +287,7 @@ def register_tools(mcp: MCPServer[Any]) -> None:  # noqa: C901 (a catalogue, not
                 "titledMulti": {"type": "array", "items": {"anyOf": titled}},
             },
         }
-        result = await ctx.session.elicit_form("Please choose", schema)
+        result = await ctx.session.elicit_form("Please choose", schema, _origin(ctx))
         return (
             f"Elicitation completed: action={result.action}, content={json.dumps(result.content)}"
         )
