@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from connectors.config import SourceConfigBase
+from connectors.path_fence import PathFence
+from connectors.zip_limits import DEFAULT_ZIP_LIMITS, ZipLimits
 
 
 @dataclass(frozen=True)
@@ -74,16 +76,45 @@ class SourceDocument:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a document belongs and who may read it, as the source says now."""
+
+    collection: str
+    path: str
+    level: int
+    acl: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
 class FailedDocument:
-    """A document the connector saw but could not read; recorded, the run goes on."""
+    """A document the connector saw but could not read; recorded, the run goes on.
+
+    A stored earlier version must not keep serving under an authorization the source has
+    since changed: ``placement`` (when the source could still tell it) is applied to what
+    is stored; ``withdraw`` (it could not: a broken sidecar, an ACL cell that is no
+    principal) takes the stored version offline."""
 
     external_id: str
     uri: str
     reason: str
     size_bytes: int = 0
+    placement: Placement | None = None
+    withdraw: bool = False
 
 
 Item = SourceDocument | FailedDocument
+
+
+class ParseGuard(Protocol):
+    """Brackets the parse of one file so a file that kills the process is not parsed again.
+
+    ``before`` returns a reason to fail the document without parsing it (it crashed the
+    worker last time, unchanged since), or None and records that the parse started;
+    ``after`` records that it ended (either way)."""
+
+    def before(self, external_id: str, state: list[int]) -> str | None: ...
+
+    def after(self, external_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -92,7 +123,15 @@ class ConnectorContext:
 
     base_dir: Path  # relative paths in a source config resolve against this
     max_file_bytes: int  # larger documents fail with a reason instead of being read
+    # ZIP containers inflating past these fail before a parser opens them (zip bombs).
+    zip_limits: ZipLimits = DEFAULT_ZIP_LIMITS
     environ: Mapping[str, str] = field(default_factory=dict)  # for ${VAR} credential references
+    # Set for sources added at run time: the folders they may read; None: unrestricted.
+    fence: PathFence | None = None
+    # Said after "variable X is not set" (for run-time sources: only an allow-list is given).
+    environ_note: str = ""
+    # Told before a document is parsed and after; may refuse one (see server.ingest.crash_guard).
+    parse_guard: ParseGuard | None = None
 
 
 @runtime_checkable
@@ -121,4 +160,13 @@ class Connector(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["Connector", "ConnectorContext", "FailedDocument", "Item", "Section", "SourceDocument"]
+__all__ = [
+    "Connector",
+    "ConnectorContext",
+    "FailedDocument",
+    "Item",
+    "ParseGuard",
+    "Placement",
+    "Section",
+    "SourceDocument",
+]

@@ -39,18 +39,24 @@ class TreeWalker:
     follow_symlinks: bool
 
     def check_root(self) -> None:
-        if not self.root.exists():
-            raise ConnectorError(f"root folder {self.shown_root!r} does not exist")
-        if not self.root.is_dir():
-            raise ConnectorError(f"root {self.shown_root!r} is not a folder")
+        shown = _shorten(self.shown_root)
+        try:
+            # stat() raises for names the OS refuses (too long, NUL, not a folder on the way);
+            # each becomes the source's error, never an unhandled OSError.
+            st = self.root.stat()
+        except FileNotFoundError:
+            raise ConnectorError(f"root folder {shown!r} does not exist") from None
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise ConnectorError(f"root folder {shown!r} cannot be used: {reason}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise ConnectorError(f"root {shown!r} is not a folder")
         try:
             with os.scandir(self.root):
                 pass
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
-            raise ConnectorError(
-                f"root folder {self.shown_root!r} cannot be listed: {reason}"
-            ) from None
+            raise ConnectorError(f"root folder {shown!r} cannot be listed: {reason}") from None
 
     def walk(self, sidecars: dict[str, list[int]] | None = None) -> Iterator[FileEntry]:
         """In-scope files in a stable order; records sidecar states into ``sidecars``."""
@@ -97,6 +103,11 @@ class TreeWalker:
                     yield FileEntry(rel, st.st_mtime_ns, st.st_size)
         for path, rel in subdirs:
             yield from self._walk_dir(path, rel, sidecars, ancestors)
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    """A path as shown in an error: long ones elided in the middle."""
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]}"
 
 
 __all__ = ["FileEntry", "TreeWalker"]

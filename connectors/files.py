@@ -26,12 +26,13 @@ from typing import Any, ClassVar
 
 from connectors.acl_rules import Placement, PlacementResolver
 from connectors.base import ConnectorContext, FailedDocument, Item, SourceDocument
+from connectors.base import Placement as DocumentPlacement
 from connectors.config import SourceConfigBase
 from connectors.file_walk import FileEntry, TreeWalker
 from connectors.files_config import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, FilesSourceConfig
 from connectors.globs import GlobSet
 from connectors.parsers import parse_bytes
-from core.errors import DocumentParseError
+from core.errors import ConnectorError, DocumentParseError
 
 # Bump when parsing changes what a file yields, so the next poll re-reads every file.
 PARSER_VERSION = 1
@@ -52,6 +53,7 @@ class FilesConnector:
         if not root.is_absolute():
             root = context.base_dir / root
         self.root = Path(os.path.normpath(root.absolute()))
+        self._fence_check()
         self._walker = TreeWalker(
             root=self.root,
             shown_root=config.root,
@@ -64,7 +66,20 @@ class FilesConnector:
     # -- the Connector protocol ----------------------------------------------------------
 
     def check(self) -> None:
+        self._fence_check()
         self._walker.check_root()
+
+    def _fence_check(self) -> None:
+        """Sources added at run time read only under the configured roots (see PathFence)."""
+        fence = self.context.fence
+        if fence is None:
+            return
+        if self.config.follow_symlinks:
+            raise ConnectorError(
+                "follow_symlinks is refused for sources added at run time (a link could "
+                "lead outside ingest.runtime_file_roots)"
+            )
+        fence.check(self.root, f"root folder {self.config.root[:120]!r}")
 
     def full_load(self) -> Iterator[Item]:
         entries = list(self._walker.walk())
@@ -79,8 +94,11 @@ class FilesConnector:
             "files": {e.rel_path: e.state for e in entries},
             "sidecars": sidecars,
         }
+        # A file that fails keeps no cursor entry, so the next poll reads it again (a fixed
+        # file, or a changed sidecar, then applies) instead of moving past it.
+        files_state: dict[str, Any] = next_cursor["files"]
         if not cursor or cursor.get("config") != fingerprint:
-            return self._load_all(entries), next_cursor
+            return self._load_all(entries, files_state), next_cursor
         old_files: Mapping[str, Any] = cursor.get("files") or {}
         old_sidecars: Mapping[str, Any] = cursor.get("sidecars") or {}
         # A changed, new or removed sidecar changes the placement of everything below it.
@@ -94,7 +112,7 @@ class FilesConnector:
             for e in entries
             if _as_state(old_files.get(e.rel_path)) != e.state or _under_any(e.rel_path, dirty_dirs)
         ]
-        return self._load_all(changed), next_cursor
+        return self._load_all(changed, files_state), next_cursor
 
     def scan_ids(self) -> set[str]:
         return {e.rel_path for e in self._walker.walk()}
@@ -104,12 +122,17 @@ class FilesConnector:
 
     # -- documents ------------------------------------------------------------------------
 
-    def _load_all(self, entries: list[FileEntry]) -> Iterator[Item]:
+    def _load_all(
+        self, entries: list[FileEntry], cursor_files: dict[str, Any] | None = None
+    ) -> Iterator[Item]:
         resolver = PlacementResolver(
             self.root, self._defaults(), self.config.rules, self.config.sidecar_file
         )
         for entry in entries:
-            yield self._load(entry, resolver)
+            item = self._load(entry, resolver)
+            if isinstance(item, FailedDocument) and cursor_files is not None:
+                cursor_files.pop(entry.rel_path, None)
+            yield item
 
     def _defaults(self) -> Placement:
         acl = tuple(self.config.acl) if self.config.acl is not None else None
@@ -120,21 +143,43 @@ class FilesConnector:
         uri = path.as_uri()
         limit = self.context.max_file_bytes
 
-        def failed(reason: str) -> FailedDocument:
-            return FailedDocument(entry.rel_path, uri, reason, size_bytes=entry.size)
+        try:
+            placement: Placement | None = resolver.resolve(entry.rel_path)
+        except DocumentParseError as exc:
+            # No trustworthy placement (a broken sidecar): withdraw what is stored.
+            placement = None
+            placement_error = exc.message
 
+        def failed(reason: str) -> FailedDocument:
+            if placement is None:
+                return FailedDocument(
+                    entry.rel_path, uri, reason, size_bytes=entry.size, withdraw=True
+                )
+            where = DocumentPlacement(
+                placement.collection, "/" + entry.rel_path, placement.level, placement.acl
+            )
+            return FailedDocument(entry.rel_path, uri, reason, entry.size, placement=where)
+
+        if placement is None:
+            return failed(placement_error)
         if entry.size == 0:
             return failed("empty file (0 bytes)")
         if entry.size > limit:
             return failed(_too_large(entry.size, limit))
+        guard = self.context.parse_guard
+        refusal = guard.before(entry.rel_path, entry.state) if guard is not None else None
+        if refusal is not None:
+            return failed(refusal)
         try:
-            placement = resolver.resolve(entry.rel_path)
             data = _read_at_most(path, limit)
-            parsed = parse_bytes(path.suffix, data)
+            parsed = parse_bytes(path.suffix, data, self.context.zip_limits)
         except DocumentParseError as exc:
             return failed(exc.message)
         except OSError as exc:
             return failed(f"cannot read file: {exc.strerror or type(exc).__name__}")
+        finally:
+            if guard is not None:
+                guard.after(entry.rel_path)
         if not parsed.has_text:
             return failed("no text content")
         modified = datetime.fromtimestamp(entry.mtime_ns / 1e9, tz=UTC)

@@ -52,7 +52,13 @@ class SqlConnector:
             raise TypeError("SqlConnector needs a SqlSourceConfig")
         self.config = config
         self.context = context
-        self._session = SqlSession(config, context.environ, context.base_dir)
+        self._session = SqlSession(
+            config,
+            context.environ,
+            context.base_dir,
+            fence=context.fence,
+            environ_note=context.environ_note,
+        )
 
     # -- the Connector protocol ----------------------------------------------------------
 

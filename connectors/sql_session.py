@@ -26,15 +26,26 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Executable
 
+from connectors.path_fence import PathFence
 from connectors.sql_config import ENV_REFERENCE, SqlSourceConfig
 from core.errors import ConnectorError
 
 log = logging.getLogger(__name__)
 
 
-def expand_url(raw: str, environ: Mapping[str, str], base_dir: Path) -> URL:
+def expand_url(
+    raw: str,
+    environ: Mapping[str, str],
+    base_dir: Path,
+    *,
+    note: str = "",
+    expanded: list[str] | None = None,
+) -> URL:
     """The URL with ``${VAR}`` references replaced, component by component (so a password
-    with '@' or '/' needs no quoting), and a relative SQLite path made absolute."""
+    with '@' or '/' needs no quoting), and a relative SQLite path made absolute.
+
+    Every substituted value is appended to ``expanded`` so error messages can scrub it;
+    ``note`` ends the "not set" message (run-time sources see only an allow-list)."""
     url = make_url(raw)
 
     def expand(value: str | None) -> str | None:
@@ -45,8 +56,10 @@ def expand_url(raw: str, environ: Mapping[str, str], base_dir: Path) -> URL:
             name = match.group(1)
             if name not in environ:
                 raise ConnectorError(
-                    f"environment variable {name}, referenced in the source URL, is not set"
+                    f"environment variable {name}, referenced in the source URL, is not set" + note
                 )
+            if expanded is not None:
+                expanded.append(environ[name])
             return environ[name]
 
         return ENV_REFERENCE.sub(lookup, value)
@@ -95,20 +108,44 @@ def locator(url: URL) -> str:
 class SqlSession:
     """A lazily created engine for one source; every read goes through ``read_only()``."""
 
-    def __init__(self, config: SqlSourceConfig, environ: Mapping[str, str], base_dir: Path):
+    def __init__(
+        self,
+        config: SqlSourceConfig,
+        environ: Mapping[str, str],
+        base_dir: Path,
+        *,
+        fence: PathFence | None = None,
+        environ_note: str = "",
+    ):
         self._config = config
         self._environ = environ
         self._base_dir = base_dir
+        self._fence = fence
+        self._environ_note = environ_note
         self._engine: Engine | None = None
         self._secrets: list[str] = []
         self.locator = ""
 
     def engine(self) -> Engine:
         if self._engine is None:
-            url = expand_url(self._config.url, self._environ, self._base_dir)
-            self._secrets = [s for s in (url.password, url.username) if s and len(str(s)) > 2]
-            self.locator = locator(url)
+            expanded: list[str] = []
+            url = expand_url(
+                self._config.url,
+                self._environ,
+                self._base_dir,
+                note=self._environ_note,
+                expanded=expanded,
+            )
+            # Any value taken from the environment (host and database included) stays out
+            # of messages, longest first so a value inside another is not half-masked.
+            secrets = {str(s) for s in (url.password, url.username, *expanded) if s}
+            self._secrets = sorted((s for s in secrets if len(s) > 2), key=len, reverse=True)
             file = sqlite_file(url)
+            if self._fence is not None and url.get_backend_name() == "sqlite":
+                if file is None:
+                    raise ConnectorError("an in-memory SQLite database has nothing to read")
+                self._fence.check(file, "the SQLite database file")
+            self.locator = self._scrub(locator(url))
             if file is not None and not file.is_file():
                 raise ConnectorError(f"SQLite database file {file.name!r} does not exist")
             try:

@@ -282,6 +282,41 @@ class IngestSettings(_Section):
     worker_concurrency: int = Field(
         default=1, ge=1, le=32, description="Jobs one `kb worker` runs at once."
     )
+    max_uncompressed_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1,
+        description="ZIP-based files (DOCX, PPTX, XLSX, ...) whose members add up to more than "
+        "this once decompressed fail with a reason, before any parser opens them.",
+    )
+    max_compression_ratio: int = Field(
+        default=100,
+        ge=1,
+        description="A ZIP member larger than 1 MiB that decompresses to more than this many "
+        "times its compressed size fails the file (a zip bomb).",
+    )
+    max_document_chars: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="Text kept per document; longer documents are stored truncated "
+        "(metadata 'truncated') and the run says so.",
+    )
+    max_chunks_per_document: int = Field(
+        default=2_000,
+        ge=1,
+        description="Chunks kept per document; the rest is dropped and the document is stored "
+        "truncated.",
+    )
+    runtime_source_env: list[str] = Field(
+        default_factory=list,
+        description="Environment variables that sources added at run time (`kb sources add`, "
+        "POST /admin/sources) may reference as ${VAR}; any other reference is refused.",
+    )
+    runtime_file_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders under which files sources added at run time may read (and SQLite "
+        "files they may open); none configured: such sources are refused. The data directory "
+        "is always refused.",
+    )
 
 
 class PolicySettings(_Section):

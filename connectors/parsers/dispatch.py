@@ -15,6 +15,7 @@ from connectors.parsers.model import ParsedDocument
 from connectors.parsers.office import parse_docx, parse_pptx, parse_xlsx
 from connectors.parsers.pdf import parse_pdf
 from connectors.parsers.text import parse_csv, parse_markdown, parse_plain_text
+from connectors.zip_limits import DEFAULT_ZIP_LIMITS, ZIP_MAGIC, ZipLimits, check_zip
 from core.errors import DocumentParseError
 
 Parser = Callable[[bytes], ParsedDocument]
@@ -79,8 +80,13 @@ def _sniff(head: bytes, data: bytes) -> Parser:
     return parse_plain_text
 
 
-def parse_bytes(extension: str, data: bytes) -> ParsedDocument:
-    """Parse a file's content; DocumentParseError with a reason when it cannot be read."""
+def parse_bytes(extension: str, data: bytes, zip_limits: ZipLimits | None = None) -> ParsedDocument:
+    """Parse a file's content; DocumentParseError with a reason when it cannot be read.
+
+    Any ZIP container (whatever its extension says) is measured against ``zip_limits``
+    before a parser opens it, and before sniffing reads its member list."""
+    if data[:4] == ZIP_MAGIC:
+        check_zip(data, zip_limits or DEFAULT_ZIP_LIMITS)
     parser = parser_for(extension.lower(), data[:4096], data)
     try:
         return parser(data)

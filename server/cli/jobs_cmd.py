@@ -92,6 +92,13 @@ def show(
         f"finished {view['finished_at']}  duration {view['duration_s']} s"
     )
     console.print(counts_line(view) + f" · {view['bytes_read']} bytes")
+    if view.get("still_failing"):
+        console.print(
+            f"[yellow]{view['still_failing']} documents of the source still failing[/] at the "
+            f"end of this run (`kb sources show {view['source']}`)"
+        )
+    if view.get("truncated_documents"):
+        console.print(f"{view['truncated_documents']} documents stored truncated")
     if view["error"]:
         console.print(f"[red]error:[/] {view['error']}", highlight=False)
     if view["failures"]:

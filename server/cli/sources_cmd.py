@@ -94,7 +94,15 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         console.print_json(json.dumps(sources))
         return
     table = Table(
-        "name", "kind", "origin", "enabled", "schedule", "documents", "last run", "last success"
+        "name",
+        "kind",
+        "origin",
+        "enabled",
+        "schedule",
+        "documents",
+        "failing",
+        "last run",
+        "last success",
     )
     for s in sources:
         last = s["last_run"]
@@ -105,6 +113,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
             "yes" if s["enabled"] else "no",
             s["schedule"] or "-",
             str(s["documents"]),
+            str(s.get("failing", 0)),
             f"{last['id']} {last['status']}" if last else "-",
             (s["last_success_at"] or "never")[:19],
         )
@@ -134,6 +143,17 @@ def show(
             f"  run {run['id']} {run['status']} {(run['started_at'] or '')[:19]}: "
             + counts_line(run)
         )
+    if view.get("failing_count"):
+        title = f"{view['failing_count']} failing documents"
+        table = Table("document", "failing since", "reason", title=title)
+        for f in view["failing"]:
+            table.add_row(f["external_id"], str(f.get("since") or "")[:19], f["reason"])
+        console.print(table)
+    if view.get("truncated_count"):
+        table = Table("document", "why", title=f"{view['truncated_count']} stored truncated")
+        for t in view["truncated"]:
+            table.add_row(t["external_id"], t["reason"])
+        console.print(table)
 
 
 @app.command()

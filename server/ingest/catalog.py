@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from connectors.config import SourceConfigBase
 from core.errors import InvalidRequest, NotFound
 from server.ingest import repository
+from server.ingest.issues import failing_view
 from server.ingest.runs import run_view
 from server.ingest.sources import (
     open_connector,
@@ -48,7 +49,9 @@ def get_source(engine: Engine, settings: Settings, name: str, *, runs: int = 10)
             run_view(r) for r in repository.list_runs(conn, source=name, limit=runs)
         ]
         row = repository.get_source(conn, name)
-    view["sync_state"] = row.sync_state if row else {}
+    state = row.sync_state if row else {}
+    view["sync_state"] = {"cursor": state.get("cursor")}
+    view.update(failing_view(state))
     return view
 
 
@@ -70,6 +73,8 @@ def _source_view(
         "last_success_at": row.last_success_at.isoformat() if row.last_success_at else None,
         "last_run": run_view(latest) if latest else None,
         "in_config_file": row.name in configured,
+        # Documents failing now (until they ingest), not only those of the last run.
+        "failing": failing_view(row.sync_state, limit=0)["failing_count"],
     }
 
 

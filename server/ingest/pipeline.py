@@ -28,17 +28,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, func
 
-from connectors.base import Connector, FailedDocument, Item, SourceDocument
+from connectors.base import Connector, FailedDocument, Item, Section, SourceDocument
 from core.errors import ConnectorError, KBError
 from server.embeddings.base import Embedder
 from server.ingest import repository
 from server.ingest.chunking import Chunker, ChunkText
+from server.ingest.issues import DocumentIssues
 from server.ingest.repository import DocumentWrite, StoredDocument
 from server.ingest.runs import RunCounts, RunRecorder
 
@@ -59,6 +60,8 @@ MIN_READ_AHEAD = 64
 class PipelineOptions:
     batch_chunks: int = DEFAULT_BATCH_CHUNKS
     full: bool = False  # full load (deletions by what was seen) instead of poll + scan
+    max_document_chars: int = 2_000_000  # longer text is stored truncated
+    max_chunks_per_document: int = 2_000  # further chunks are dropped (stored truncated)
 
 
 @dataclass
@@ -74,11 +77,20 @@ class _Changed:
     content_hash: str
     chunks: list[ChunkText]
     is_new: bool
+    truncated: str | None = None  # why the stored text is shorter than the source's
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A document that is stored and current (unchanged or written): no longer failing."""
+
+    external_id: str
 
 
 @dataclass(frozen=True)
 class _Unchanged:
     size_bytes: int
+    external_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,8 @@ _Message = _Changed | _Unchanged | FailedDocument | _End | _Crash
 class _Batch:
     docs: dict[str, _Changed] = field(default_factory=dict)
     chunks: int = 0
+    # Failed documents whose stored version gets the source's new placement (or goes).
+    failed: list[FailedDocument] = field(default_factory=list)
 
     def add(self, item: _Changed) -> None:
         # The same id twice in a batch (a poll window overlap): the later version wins.
@@ -123,6 +137,7 @@ class Pipeline:
         recorder: RunRecorder,
         options: PipelineOptions | None = None,
         on_commit: Callable[[RunCounts], None] | None = None,
+        issues: DocumentIssues | None = None,
     ) -> None:
         self.engine = engine
         self.embedder = embedder
@@ -137,6 +152,9 @@ class Pipeline:
         self._index: dict[str, StoredDocument] = {}
         self._seen: dict[str, str | None] = {}  # external id -> hash seen this run (None: failed)
         self._written: set[str] = set()
+        # Failing and truncated documents of the source, carried from the last run.
+        self.issues = issues or DocumentIssues()
+        self.final_state: dict[str, Any] | None = None  # sync_state saved by the last batch
 
     # ------------------------------------------------------------------ entry point
 
@@ -201,15 +219,25 @@ class Pipeline:
             and stored.live
             and stored.content_hash == content_hash
         ):
-            return _Unchanged(item.size_bytes)
+            return _Unchanged(item.size_bytes, ext)
+        item, truncated = _cap_text(item, self.options.max_document_chars)
         try:
             chunks = self.chunker.chunk_document(item)
         except Exception as exc:
             return FailedDocument(
                 ext, item.uri, f"could not be split into chunks: {exc}", item.size_bytes
             )
+        cap = self.options.max_chunks_per_document
+        if len(chunks) > cap:
+            truncated = (
+                f"{len(chunks)} chunks, only the first {cap} kept (ingest.max_chunks_per_document)"
+            )
+            chunks = chunks[:cap]
+        if truncated is not None:
+            log.warning("source %s: document %r stored truncated: %s", self.source, ext, truncated)
+            item = replace(item, metadata={**item.metadata, "truncated": truncated})
         is_new = previous == "" and (stored is None or not stored.live)
-        return _Changed(item, content_hash, chunks, is_new)
+        return _Changed(item, content_hash, chunks, is_new, truncated)
 
     def _put(self, message: _Message) -> None:
         while not self._stop.is_set():
@@ -246,9 +274,13 @@ class Pipeline:
             elif isinstance(message, _Unchanged):
                 rec.pending.bytes_read += message.size_bytes
                 rec.pending.docs_unchanged += 1
+                self.issues.unchanged(message.external_id)
             else:
                 rec.pending.bytes_read += message.size_bytes
                 rec.failed(message.external_id, message.uri, message.reason)
+                self.issues.failed(message.external_id, message.uri, message.reason)
+                if message.placement is not None or message.withdraw:
+                    batch.failed.append(message)
             full = (
                 batch.chunks >= self.options.batch_chunks or len(batch.docs) >= MAX_BATCH_DOCUMENTS
             )
@@ -261,11 +293,7 @@ class Pipeline:
         """Embed the batch (outside any transaction), then write everything in one."""
         docs = list(batch.docs.values())
         texts = [c.embedding_text for d in docs for c in d.chunks]
-        vectors = (
-            self.embedder.embed_documents(texts)
-            if texts
-            else np.zeros((0, self.embedder.dimensions), dtype=np.float32)
-        )
+        vectors = self._embed(texts)
         writes = [_document_write(self.source, d) for d in docs]
         rec = self.recorder
         for d in docs:
@@ -273,8 +301,11 @@ class Pipeline:
                 rec.pending.docs_added += 1
             else:
                 rec.pending.docs_updated += 1
+        for d in docs:  # before _finish saves the map, in the same transaction as the docs
+            self.issues.written(d.doc.external_id, truncated=d.truncated)
         with self.engine.begin() as conn:
             rec.pending.chunks_written += repository.replace_documents(conn, writes, vectors)
+            self._apply_failed_placements(conn, batch.failed)
             if end is not None:
                 self._finish(conn, end, written_now={d.doc.external_id for d in docs})
             rec.flush(conn)
@@ -282,6 +313,61 @@ class Pipeline:
         self._written.update(d.doc.external_id for d in docs)
         if self.on_commit is not None:
             self.on_commit(rec.committed)
+
+    def _embed(self, texts: list[str]) -> Any:
+        """Vectors for ``texts``, asked of the model ``batch_chunks`` at a time.
+
+        One big document arrives as one batch (its chunks replace the old ones in one
+        transaction); embedding it in slices bounds each model call, and the counters of
+        what was read so far plus the run's heartbeat are committed while it goes, so the
+        run shows progress within a document."""
+        if not texts:
+            return np.zeros((0, self.embedder.dimensions), dtype=np.float32)
+        step = max(1, self.options.batch_chunks)
+        if len(texts) <= step:
+            return self.embedder.embed_documents(texts)
+        self._progress(0, len(texts))
+        parts = []
+        last = time.monotonic()
+        for start in range(0, len(texts), step):
+            parts.append(self.embedder.embed_documents(texts[start : start + step]))
+            if time.monotonic() - last > COUNTS_FLUSH_S:
+                self._progress(start + step, len(texts))
+                last = time.monotonic()
+        return np.concatenate(parts)
+
+    def _progress(self, done: int, total: int) -> None:
+        rec = self.recorder
+        with self.engine.begin() as conn:
+            rec.flush(conn)
+            repository.update_run(conn, rec.run_id, heartbeat_at=func.now())
+        rec.committed_ok()
+        log.info("source %s: embedded %d of %d chunks of this batch", self.source, done, total)
+        if self.on_commit is not None:
+            self.on_commit(rec.committed)
+
+    def _apply_failed_placements(self, conn: Connection, failed: list[FailedDocument]) -> None:
+        """A document that now fails keeps serving its old text only under the source's
+        current authorization and placement; without one it is withdrawn."""
+        for item in failed:
+            if item.withdraw or item.placement is None:
+                if repository.mark_deleted(conn, self.source, [item.external_id]):
+                    log.warning(
+                        "source %s: %r withdrawn: it fails and its placement is unknown",
+                        self.source,
+                        item.external_id,
+                    )
+                continue
+            p = item.placement
+            repository.apply_placement(
+                conn,
+                self.source,
+                item.external_id,
+                collection=p.collection,
+                path=p.path,
+                level=p.level,
+                acl=tuple(p.acl or ()),
+            )
 
     def _finish(self, conn: Connection, end: _End, written_now: set[str]) -> None:
         """Deletions, and the count of documents the run left as they were."""
@@ -295,7 +381,25 @@ class Pipeline:
         self.recorder.pending.docs_unchanged += len(untouched)
         # The cursor commits with the last batch it covers: a crash before this point
         # replays the window (cheaply: committed documents hash as unchanged).
-        repository.save_sync_state(conn, self.source, sync_state(end.cursor), success=True)
+        self.issues.keep_only(keep | self._written | written_now)
+        self.final_state = sync_state(end.cursor, self.issues)
+        repository.save_sync_state(conn, self.source, self.final_state, success=True)
+
+
+def _cap_text(item: SourceDocument, limit: int) -> tuple[SourceDocument, str | None]:
+    """The document with at most ``limit`` characters of text, and why it was cut."""
+    total = sum(len(s.text) for s in item.sections)
+    if total <= limit:
+        return item, None
+    kept: list[Section] = []
+    left = limit
+    for section in item.sections:
+        if left <= 0:
+            break
+        kept.append(replace(section, text=section.text[:left]))
+        left -= len(section.text)
+    reason = f"{total} characters of text, only the first {limit} kept (ingest.max_document_chars)"
+    return replace(item, sections=tuple(kept)), reason
 
 
 def _yield_cpu_to_the_model() -> None:
@@ -314,9 +418,15 @@ def _yield_cpu_to_the_model() -> None:
         log.debug("could not lower the reader thread's priority", exc_info=True)
 
 
-def sync_state(cursor: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What ``sources.sync_state`` holds: the connector's opaque cursor."""
-    return {"cursor": dict(cursor) if cursor is not None else None}
+def sync_state(
+    cursor: Mapping[str, Any] | None, issues: DocumentIssues | None = None
+) -> dict[str, Any]:
+    """What ``sources.sync_state`` holds: the connector's opaque cursor, and the documents
+    that are failing or stored truncated as of the end of the run (see DocumentIssues)."""
+    state: dict[str, Any] = {"cursor": dict(cursor) if cursor is not None else None}
+    if issues is not None:
+        state.update(issues.as_state())
+    return state
 
 
 def _document_write(source: str, item: _Changed) -> DocumentWrite:

@@ -302,6 +302,55 @@ def mark_deleted(conn: Connection, source: str, external_ids: Iterable[str]) -> 
     return len(doc_ids)
 
 
+# Stored as the hash of a document whose placement was applied without new text: equal to
+# no real content hash, so the next successful parse always rewrites the document.
+STALE_HASH = "stale:placement-applied"
+
+
+def apply_placement(
+    conn: Connection,
+    source: str,
+    external_id: str,
+    *,
+    collection: str,
+    path: str,
+    level: int,
+    acl: Sequence[str],
+) -> bool:
+    """Give a stored document (and its chunks) a new placement and ACL without new text.
+
+    For a document whose new version failed to parse: the source's current authorization
+    applies to what is served. The stored hash is marked so the next successful parse
+    rewrites the document even if its content and placement return to the old ones."""
+    doc_id = conn.execute(
+        update(Document)
+        .where(
+            and_(
+                Document.source == source,
+                Document.external_id == external_id,
+                Document.deleted_at.is_(None),
+            )
+        )
+        .values(
+            collection=collection,
+            path=path,
+            level=level,
+            acl=list(acl),
+            content_hash=STALE_HASH,
+            updated_at=func.now(),
+        )
+        .returning(Document.id)
+    ).scalar_one_or_none()
+    if doc_id is None:
+        return False
+    conn.execute(
+        update(Chunk)
+        .where(Chunk.document_id == doc_id)
+        .values(collection=collection, path=path, level=level, acl=list(acl))
+    )
+    return True
+
+
 # ---------------------------------------------------------------- ingest runs
 
 
@@ -386,6 +435,7 @@ __all__ = [
     "StoredDocument",
     "add_failures",
     "add_run_counts",
+    "apply_placement",
     "create_run",
     "delete_run",
     "delete_source",

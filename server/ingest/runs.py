@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func
 
 from server.ingest import repository
+from server.ingest.issues import failing_view
 
 COUNTERS = (
     "docs_seen",
@@ -156,7 +157,10 @@ def run_view(row: Mapping[str, Any]) -> dict[str, Any]:
     """A run as the CLI and the admin API show it (JSON-friendly, with its duration)."""
     started: datetime | None = row.get("started_at")
     finished: datetime | None = row.get("finished_at")
-    end = finished or row.get("heartbeat_at")
+    running = finished is None and row["status"] == "running"
+    # A running job's duration is the time elapsed so far, not up to its last heartbeat
+    # (which is the start itself until the first batch commits).
+    end = datetime.now(UTC) if running else (finished or row.get("heartbeat_at"))
     duration = (end - started).total_seconds() if started and end else None
     out = {
         "id": int(row["id"]),
@@ -173,6 +177,12 @@ def run_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "error": row["error"],
     }
     out.update(RunCounts.from_row(row).as_dict())
+    after = row.get("cursor_after")
+    if isinstance(after, Mapping) and "failing" in after:
+        # Documents still failing when the run ended, whether or not this run read them.
+        issues = failing_view(after, limit=0)
+        out["still_failing"] = issues["failing_count"]
+        out["truncated_documents"] = issues["truncated_count"]
     return out
 
 

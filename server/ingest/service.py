@@ -20,8 +20,10 @@ from sqlalchemy.exc import DBAPIError
 
 from core.errors import DatabaseUnavailable, InvalidRequest, KBError
 from server.embeddings.base import Embedder
-from server.ingest import repository, runs
+from server.ingest import crash_guard, repository, runs
 from server.ingest.chunking import Chunker
+from server.ingest.crash_guard import CrashGuard
+from server.ingest.issues import DocumentIssues
 from server.ingest.pipeline import DEFAULT_BATCH_CHUNKS, Pipeline, PipelineOptions, sync_state
 from server.ingest.runs import RunCounts, RunRecorder
 from server.ingest.sources import open_connector, resolve_config, upsert_configured_sources
@@ -108,6 +110,8 @@ def _locked_sync(
     config: Any,
 ) -> SyncResult:
     with engine.begin() as conn:
+        # A marker left by a worker that died mid-parse becomes a "crashed" entry first.
+        crash_guard.recover(conn, name)
         source = repository.get_source(conn, name)
         state = dict(source.sync_state) if source else {}
         run_id = runs.start_run(
@@ -123,6 +127,9 @@ def _locked_sync(
         on_start(run_id)
     log.info("sync of %s (%s) started as run %d", name, config_kind, run_id)
     recorder = RunRecorder(run_id)
+    issues = DocumentIssues.from_state(state, run_id)
+    guard = CrashGuard(engine, name, issues.crashed)
+    ingest = settings.ingest
     batch = settings.ingest.embed_batch_size or max(
         DEFAULT_BATCH_CHUNKS, settings.embedding.batch_size
     )
@@ -132,11 +139,17 @@ def _locked_sync(
         Chunker(embedder, settings.embedding.max_tokens),
         source=name,
         recorder=recorder,
-        options=PipelineOptions(batch_chunks=batch, full=full),
+        options=PipelineOptions(
+            batch_chunks=batch,
+            full=full,
+            max_document_chars=ingest.max_document_chars,
+            max_chunks_per_document=ingest.max_chunks_per_document,
+        ),
         on_commit=on_commit,
+        issues=issues,
     )
     try:
-        connector = open_connector(config, settings)
+        connector = open_connector(config, settings, parse_guard=guard)
         outcome = pipeline.run(connector, state.get("cursor"))
     except BaseException as exc:
         message = _failure_message(exc)
@@ -150,7 +163,15 @@ def _locked_sync(
                 f"the knowledge-base database failed during the sync: {message}"
             ) from None
         raise
-    runs.finish_run(engine, run_id, status="succeeded", cursor_after=sync_state(outcome.cursor))
+    final_state = pipeline.final_state or sync_state(outcome.cursor, issues)
+    runs.finish_run(engine, run_id, status="succeeded", cursor_after=final_state)
+    if issues.failing:
+        log.warning(
+            "source %s: %d documents are failing (kb sources show %s)",
+            name,
+            len(issues.failing),
+            name,
+        )
     c = outcome.counts
     log.info(
         "sync of %s done (run %d, %s): %d seen, %d added, %d updated, %d unchanged, "

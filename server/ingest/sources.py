@@ -18,9 +18,11 @@ from typing import Any, cast
 
 from sqlalchemy import Connection
 
-from connectors.base import Connector, ConnectorContext
+from connectors.base import Connector, ConnectorContext, ParseGuard
 from connectors.config import SourceConfigBase
+from connectors.path_fence import PathFence
 from connectors.registry import connector_class, parse_source_config
+from connectors.zip_limits import ZipLimits
 from core.errors import ConfigError, InvalidRequest, NotFound
 from server.ingest import repository
 from server.settings import Settings
@@ -85,17 +87,49 @@ def parse_config(raw: Mapping[str, Any]) -> SourceConfigBase:
         raise ConfigError(f"invalid source definition: {exc}") from None
 
 
-def connector_context(settings: Settings) -> ConnectorContext:
+def is_runtime_source(config: SourceConfigBase, settings: Settings) -> bool:
+    """Added over REST or the CLI rather than written in the configuration file."""
+    return settings.source(config.name) is None
+
+
+def connector_context(
+    settings: Settings, *, runtime: bool = False, parse_guard: ParseGuard | None = None
+) -> ConnectorContext:
+    """What a connector may use. Sources added at run time (``runtime``) are fenced: they
+    see only the environment variables on ``ingest.runtime_source_env`` and read files
+    only under ``ingest.runtime_file_roots``, never the data directory."""
+    ingest = settings.ingest
+    environ: dict[str, str] = dict(os.environ)
+    fence: PathFence | None = None
+    note = ""
+    if runtime:
+        environ = {k: v for k, v in environ.items() if k in set(ingest.runtime_source_env)}
+        fence = PathFence.of(
+            [settings.resolve(p) for p in ingest.runtime_file_roots], [settings.home_dir]
+        )
+        note = (
+            " or not allowed: sources added at run time may reference only the variables "
+            "listed in ingest.runtime_source_env"
+        )
     return ConnectorContext(
         base_dir=settings.config_dir.resolve(),
-        max_file_bytes=settings.ingest.max_file_bytes,
-        environ=dict(os.environ),
+        max_file_bytes=ingest.max_file_bytes,
+        zip_limits=ZipLimits(ingest.max_uncompressed_bytes, ingest.max_compression_ratio),
+        environ=environ,
+        fence=fence,
+        environ_note=note,
+        parse_guard=parse_guard,
     )
 
 
-def open_connector(config: SourceConfigBase, settings: Settings) -> Connector:
+def open_connector(
+    config: SourceConfigBase, settings: Settings, *, parse_guard: ParseGuard | None = None
+) -> Connector:
+    context = connector_context(
+        settings, runtime=is_runtime_source(config, settings), parse_guard=parse_guard
+    )
     cls = cast(Any, connector_class(config.kind))
-    connector: Connector = cls(config, connector_context(settings))
+    connector: Connector = cls(config, context)
     return connector
 
 
@@ -135,6 +169,7 @@ def refuse_literal_secrets(raw: Mapping[str, Any]) -> None:
 
 __all__ = [
     "connector_context",
+    "is_runtime_source",
     "literal_secrets",
     "open_connector",
     "parse_config",

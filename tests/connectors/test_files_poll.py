@@ -92,14 +92,18 @@ def test_rule_change_rereads_everything(tmp_path: Path) -> None:
     assert isinstance(got["x.md"], SourceDocument) and got["x.md"].level == 5
 
 
-def test_failed_files_are_retried_only_when_they_change(tmp_path: Path) -> None:
+def test_failed_files_are_retried_until_they_ingest(tmp_path: Path) -> None:
+    """The cursor never moves past a file that failed (issue 8, hole 6): each poll reads
+    it again, so a fix (or a changed sidecar) applies at the next run."""
     root = tmp_path / "docs"
     root.mkdir()
     (root / "empty.txt").write_bytes(b"")
+    (root / "fine.md").write_text("# fine\n\ntext")
     items, cursor = files_connector(root).poll(None)
-    assert [type(i).__name__ for i in items] == ["FailedDocument"]
+    assert [type(i).__name__ for i in items] == ["FailedDocument", "SourceDocument"]
+    assert set(cursor["files"]) == {"fine.md"}
     items, cursor = files_connector(root).poll(_roundtrip(cursor))
-    assert list(items) == []
+    assert [(type(i).__name__, i.external_id) for i in items] == [("FailedDocument", "empty.txt")]
     (root / "empty.txt").write_text("now it has text")
     items, _ = files_connector(root).poll(_roundtrip(cursor))
     assert [type(i).__name__ for i in items] == ["SourceDocument"]

@@ -32,6 +32,7 @@ def test_sources_and_jobs_endpoints(
         http={"port": port},
         auth={"mode": "dev", "admin_principals": ["user:root"]},
         sources=[{"name": "notes", "kind": "files", "root": str(notes)}],
+        ingest={"runtime_file_roots": [str(tmp_path)]},
     )
     with sync_engine(settings) as engine:
         run_id = sync(settings, engine, embedder, "notes").run_id
@@ -64,6 +65,13 @@ def test_sources_and_jobs_endpoints(
         missing = {"name": "gone", "kind": "files", "root": str(tmp_path / "x")}
         refused = http.post("/admin/sources", headers=root, json=missing)
         assert refused.status_code == 400 and "x" in refused.json()["detail"]
+        too_long = {"name": "long", "kind": "files", "root": str(tmp_path / ("x" * 300))}
+        refused = http.post("/admin/sources", headers=root, json=too_long)
+        assert refused.status_code == 400 and "File name too long" in refused.json()["detail"]
+        etc = {"name": "etc", "kind": "files", "root": "/etc"}
+        refused = http.post("/admin/sources", headers=root, json=etc)
+        assert refused.status_code == 400
+        assert "ingest.runtime_file_roots" in refused.json()["detail"]
         other = tmp_path / "other"
         write_notes(other, 1)
         definition = {"name": "other", "kind": "files", "root": str(other)}

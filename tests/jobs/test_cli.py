@@ -28,7 +28,14 @@ from tests.jobs.conftest import target_of, write_notes
 def kb(tmp_path: Path, fresh_database: str) -> Callable[..., Any]:
     config = tmp_path / "kb.yaml"
     config.write_text(
-        yaml.safe_dump({"home": str(tmp_path / "home"), "database": {"url": fresh_database}})
+        yaml.safe_dump(
+            {
+                "home": str(tmp_path / "home"),
+                "database": {"url": fresh_database},
+                # Sources added with `kb sources add` read only under these folders.
+                "ingest": {"runtime_file_roots": [str(tmp_path)]},
+            }
+        )
     )
     runner = CliRunner()
 

@@ -1,0 +1,101 @@
+"""A file that kills the worker is parsed once, not on every retry.
+
+Before a file is parsed, the guard records "parsing X (state S)" in the source's
+``sync_state`` (its own short transaction, so the marker survives a kill); after the parse
+it clears the marker. A worker killed by the kernel (out of memory) or by anything else
+mid-parse leaves the marker behind. The next run of that source (the job's retry, or the
+next scheduled sync) moves it into ``sync_state["crashed"]`` before reading anything, and
+the file fails with the reason "crashed the worker" for as long as its state (mtime, size)
+is unchanged: a new version of the file gets a new chance.
+
+Blocking; called from the pipeline's reader thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+log = logging.getLogger(__name__)
+
+CRASH_REASON = (
+    "crashed the worker while being parsed (skipped until the file changes; "
+    "see ingest.max_uncompressed_bytes and ingest.max_file_bytes)"
+)
+
+
+def recover(conn: Connection, source: str) -> dict[str, list[int]]:
+    """Turn a leftover "parsing" marker into a crashed entry; return the crashed map."""
+    row = conn.execute(
+        text("SELECT sync_state FROM sources WHERE name = :name FOR UPDATE"), {"name": source}
+    ).scalar_one_or_none()
+    state: dict[str, Any] = dict(row or {})
+    crashed: dict[str, list[int]] = {
+        str(k): [int(x) for x in v]
+        for k, v in (state.get("crashed") or {}).items()
+        if isinstance(v, list)
+    }
+    marker = state.get("parsing")
+    if marker is None:
+        return crashed
+    if isinstance(marker, dict) and isinstance(marker.get("external_id"), str):
+        ext = marker["external_id"]
+        crashed[ext] = [int(x) for x in marker.get("state") or []]
+        log.error(
+            "source %s: the last run died while parsing %r; it will fail as '%s'",
+            source,
+            ext,
+            CRASH_REASON,
+        )
+    state.pop("parsing", None)
+    state["crashed"] = crashed
+    conn.execute(
+        text("UPDATE sources SET sync_state = CAST(:state AS jsonb) WHERE name = :name"),
+        {"state": json.dumps(state), "name": source},
+    )
+    return crashed
+
+
+class CrashGuard:
+    """The :class:`connectors.base.ParseGuard` of one run of one source."""
+
+    def __init__(self, engine: Engine, source: str, crashed: dict[str, list[int]]) -> None:
+        self.engine = engine
+        self.source = source
+        self.crashed = dict(crashed)
+
+    def before(self, external_id: str, state: list[int]) -> str | None:
+        known = self.crashed.get(external_id)
+        if known is not None:
+            if known == list(state):
+                return CRASH_REASON
+            del self.crashed[external_id]  # the file changed: try it again
+        marker = {"external_id": external_id, "state": list(state)}
+        self._set_marker(json.dumps(marker))
+        return None
+
+    def after(self, external_id: str) -> None:
+        self._set_marker(None)
+
+    def _set_marker(self, marker: str | None) -> None:
+        # The marker must be durable before the parse starts: its own committed transaction.
+        with self.engine.begin() as conn:
+            if marker is None:
+                conn.execute(
+                    text("UPDATE sources SET sync_state = sync_state - 'parsing' WHERE name = :n"),
+                    {"n": self.source},
+                )
+            else:
+                conn.execute(
+                    text(
+                        "UPDATE sources SET sync_state = jsonb_set(sync_state, '{parsing}', "
+                        "CAST(:m AS jsonb)) WHERE name = :n"
+                    ),
+                    {"m": marker, "n": self.source},
+                )
+
+
+__all__ = ["CRASH_REASON", "CrashGuard", "recover"]
