@@ -6,7 +6,8 @@ the source, per-folder sidecar files and path-glob rules; see :mod:`connectors.a
 for the precedence.
 
 Identity: ``external_id`` is the POSIX path relative to ``root``; ``path`` is the same with a
-leading ``/``; ``uri`` is the file's ``file://`` URI.
+leading ``/``; ``uri`` is the file's ``file://`` URI, or ``url_base`` + the relative path
+when the source maps its root to a public URL (a drive or intranet that serves the files).
 
 Incremental polls compare each file's ``(mtime_ns, size)`` with the cursor and parse only
 new or changed files. The cursor also remembers sidecar states and a fingerprint of this
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -36,6 +38,13 @@ from core.errors import ConnectorError, DocumentParseError
 
 # Bump when parsing changes what a file yields, so the next poll re-reads every file.
 PARSER_VERSION = 1
+
+
+def document_url(url_base: str | None, path: Path, rel_path: str) -> str:
+    """Where a reader opens the file: under the public base URL if set, else file://."""
+    if url_base is None:
+        return path.as_uri()
+    return url_base + urllib.parse.quote(rel_path, safe="/")
 
 
 class FilesConnector:
@@ -140,7 +149,7 @@ class FilesConnector:
 
     def _load(self, entry: FileEntry, resolver: PlacementResolver) -> Item:
         path = self.root / entry.rel_path
-        uri = path.as_uri()
+        uri = document_url(self.config.url_base, path, entry.rel_path)
         limit = self.context.max_file_bytes
 
         try:

@@ -81,6 +81,13 @@ class FilesSourceConfig(SourceConfigBase):
         default=False,
         description="Follow symbolic links to files and folders (loops are detected).",
     )
+    url_base: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+/$",
+        description="Public URL of the root folder (ending in '/'), e.g. "
+        "https://drive.example.com/company/: results then link to url_base + the file's path "
+        "(URL-encoded) instead of the server's file:// path.",
+    )
 
 
 __all__ = ["DEFAULT_EXCLUDE", "DEFAULT_INCLUDE", "SUPPORTED_EXTENSIONS", "FilesSourceConfig"]

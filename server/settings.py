@@ -226,6 +226,39 @@ class ToolSettings(_Section):
     description: str | None = Field(default=None, description="Replaces the built-in description.")
 
 
+class SearchSettings(_Section):
+    """Ranking knobs of search (measured in docs/benchmarks.md, "Retrieval")."""
+
+    default_mode: Literal["hybrid", "keyword", "semantic"] = Field(
+        default="hybrid", description="Mode of a search that does not name one."
+    )
+    bm25_k1: float = Field(
+        default=1.2, ge=0, le=5, description="BM25 term-frequency saturation (k1)."
+    )
+    bm25_b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalisation (b).")
+    rrf_k: int = Field(
+        default=60, ge=1, le=1000, description="Reciprocal rank fusion constant of hybrid search."
+    )
+    keyword_weight: float = Field(
+        default=1.0, ge=0, le=10, description="Weight of the keyword (BM25) ranking in fusion."
+    )
+    semantic_weight: float = Field(
+        default=1.0, ge=0, le=10, description="Weight of the semantic (vector) ranking in fusion."
+    )
+    relevance_floor: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Drop hits whose cosine similarity to the query is below this, unless a "
+        "query word matched them (0: keep all).",
+    )
+    highlight: bool = Field(
+        default=False,
+        description="Also return each passage with matched words marked **like this** "
+        "(in a separate field; the passage itself stays plain text).",
+    )
+
+
 class McpSettings(_Section):
     name: str = Field(default="kb", description="Server name announced to MCP clients.")
     instructions: str | None = Field(default=None, description="Instructions sent to clients.")
@@ -360,6 +393,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     stdio: StdioSettings = Field(default_factory=StdioSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)

@@ -79,11 +79,19 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT t FROM (SELECT kb_bm25_stem(word) AS t FROM words WHERE word <> '') x WHERE t <> ''
 $$;
 
+-- Most tokens are plain words: they skip the split and go straight to the stemmer.
 CREATE FUNCTION kb_bm25_terms(doc text) RETURNS SETOF text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT t
+    SELECT x.t
     FROM regexp_matches(doc, '[[:alnum:]]+(?:[-_./@:+#][[:alnum:]]+)*', 'g') AS m,
-         kb_bm25_token_terms(m[1]) AS t
+         LATERAL (
+             SELECT kb_bm25_stem(m[1]) AS t
+             WHERE m[1] !~ '[-_./@:+#]|[[:lower:][:digit:]][[:upper:]]|[[:upper:]]{3}[[:lower:]]'
+             UNION ALL
+             SELECT kb_bm25_token_terms(m[1])
+             WHERE m[1] ~ '[-_./@:+#]|[[:lower:][:digit:]][[:upper:]]|[[:upper:]]{3}[[:lower:]]'
+         ) AS x
+    WHERE x.t <> ''
 $$;
 """
 
@@ -109,6 +117,9 @@ CREATE TABLE bm25_corpus (
     CONSTRAINT ck_bm25_corpus_one_row CHECK (id)
 );
 INSERT INTO bm25_corpus (id, chunks, total_len) VALUES (true, 0, 0);
+-- Every chunk query checks that its document is not soft-deleted; without this index that
+-- check scans all documents (28 ms at 100,000) on every search, in both legs.
+CREATE INDEX ix_documents_deleted ON documents (id) WHERE deleted_at IS NOT NULL;
 """
 
 MAINTENANCE = f"""
@@ -256,6 +267,7 @@ DROP FUNCTION IF EXISTS kb_bm25_chunks_deleted();
 DROP FUNCTION IF EXISTS kb_bm25_chunks_inserted();
 DROP FUNCTION IF EXISTS kb_bm25_remove(bigint[]);
 DROP FUNCTION IF EXISTS kb_bm25_add(bigint[], text[]);
+DROP INDEX IF EXISTS ix_documents_deleted;
 DROP TABLE IF EXISTS bm25_corpus;
 DROP TABLE IF EXISTS bm25_terms;
 DROP TABLE IF EXISTS bm25_postings;

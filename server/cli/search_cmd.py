@@ -112,13 +112,19 @@ def search(
     collection: list[str] = typer.Option(
         [], "--collection", help="Only this collection and its children (repeatable)."
     ),
+    mode: str | None = typer.Option(
+        None,
+        "--mode",
+        "-m",
+        help="hybrid (default), keyword (exact codes, names, identifiers; BM25) or semantic.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Search as a given user would: only what their policies let them read."""
     settings = State.settings()
     caller = make_caller(settings, as_, group)
     filters = make_filters(sources=source, collections=collection)
-    q = SearchQuery(query, top_k or settings.mcp.top_k_default, filters)
+    q = SearchQuery(query, top_k or settings.mcp.top_k_default, filters, mode=mode)
     result, version = run_async(_search(caller, q, settings))
     if as_json:
         typer.echo(_as_json(result, version))

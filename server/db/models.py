@@ -79,6 +79,8 @@ class Document(Base):
         Index("ix_documents_collection", "collection"),
         Index("ix_documents_acl", "acl", postgresql_using="gin"),
         Index("ix_documents_modified_at", "modified_at"),
+        # Migration 0003: the "document not soft-deleted" check of every chunk query.
+        Index("ix_documents_deleted", "id", postgresql_where=text("deleted_at IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(

@@ -67,7 +67,10 @@ class SearchResultItem(_Model):
     title: str
     url: str = Field(description="Where the document lives in its source system (URL or path).")
     uri: str = Field(description="kb:// resource URI of the document (resources/read).")
-    text: str = Field(description="The passage that matched, trimmed to the snippet limit.")
+    text: str = Field(
+        description="The passage that matched: whole sentences, plain text, at most the "
+        "snippet limit."
+    )
     chunk_id: str = Field(description="Id of the matching passage; fetch it for its neighbours.")
     heading: str = Field(description="Section heading of the passage, if any.")
     score: float = Field(description="Relevance (higher is better); comparable within one search.")
@@ -75,6 +78,9 @@ class SearchResultItem(_Model):
     collection: str
     content_type: str
     modified: str | None = Field(description="Last modification time (ISO 8601), if known.")
+    highlight: str | None = Field(
+        default=None, description="The passage with matched words marked **like this** (if on)."
+    )
 
     @classmethod
     def of(cls, hit: SearchHit) -> SearchResultItem:
@@ -91,6 +97,7 @@ class SearchResultItem(_Model):
             collection=hit.collection,
             content_type=hit.content_type,
             modified=_iso(hit.modified_at),
+            highlight=hit.highlight,
         )
 
 

@@ -10,7 +10,7 @@ as ``isError`` results with a message saying what to change.
 # settings inside `Annotated[...]`, which must be evaluated when the functions are defined.
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
@@ -117,10 +117,22 @@ def register_tools(server: MCPServer[McpState], settings: McpSettings) -> None:
         filters: Annotated[
             SearchFiltersInput | None, Field(description="Optional narrowing; all must match.")
         ] = None,
+        mode: Annotated[
+            Literal["hybrid", "keyword", "semantic"] | None,
+            Field(
+                description="hybrid (default): meaning and words together, best for questions. "
+                "keyword: exact words ranked by BM25; use it for error codes, ticket and part "
+                "numbers, versions, names, config keys and file names (ERR-4031, pg_dump, "
+                'v2.3.1). semantic: meaning only, for paraphrases. Any mode accepts "exact '
+                'phrase" and -excluded words.'
+            ),
+        ] = None,
     ) -> SearchOutput:
         state = state_of(ctx)
         name = names["search"]
-        arguments = {"query": query, "top_k": top_k}
+        arguments: dict[str, Any] = {"query": query, "top_k": top_k}
+        if mode is not None:
+            arguments["mode"] = mode
         if filters is not None:
             arguments["filters"] = filters.model_dump(exclude_none=True)
         await ctx.report_progress(0, 2, "searching")
@@ -129,7 +141,8 @@ def register_tools(server: MCPServer[McpState], settings: McpSettings) -> None:
                 state, method="tools/call", target=name, arguments=arguments
             ) as call:
                 result = await state.search.search(
-                    call.access, SearchQuery(text=query, top_k=top_k, filters=_filters(filters))
+                    call.access,
+                    SearchQuery(text=query, top_k=top_k, filters=_filters(filters), mode=mode),
                 )
                 call.record.documents(h.document_id for h in result.hits)
                 call.record.chunks(h.chunk_id for h in result.hits)

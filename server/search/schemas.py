@@ -43,11 +43,18 @@ class SearchFilters:
     metadata: Mapping[str, MetadataValue] = field(default_factory=dict)
 
 
+SEARCH_MODES = ("hybrid", "keyword", "semantic")
+
+
 @dataclass(frozen=True)
 class SearchQuery:
+    """``mode``: ``hybrid`` fuses both legs; ``keyword`` ranks by BM25 alone (exact codes,
+    names, identifiers); ``semantic`` by embedding similarity alone. None: the default."""
+
     text: str
     top_k: int = 10
     filters: SearchFilters = field(default_factory=SearchFilters)
+    mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,8 @@ class SearchHit:
     content_type: str
     modified_at: datetime | None
     heading: str
+    # The passage with matched words marked **like this**, when search.highlight is on.
+    highlight: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,7 @@ class DocumentPage:
 
 __all__ = [
     "DOCUMENT_URI_PREFIX",
+    "SEARCH_MODES",
     "SOURCE_URI_PREFIX",
     "ChunkText",
     "ChunkView",

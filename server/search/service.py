@@ -1,28 +1,31 @@
 """The search and document service every door (MCP, REST, CLI) calls.
 
-Hybrid search runs a keyword branch (Postgres full text) and a vector branch (pgvector
-HNSW with iterative scans, or an exact scan when the caller may read only a few chunks)
-with the caller's access predicate and filters inside both, fuses them by reciprocal rank
-(k=60) and keeps the best chunk per document. The keyword branch runs while the query is
-being embedded on the embedder's worker thread; nothing blocks the event loop.
+Hybrid search (the default mode) runs a keyword leg (BM25 over the inverted index of
+migration 0003, ``server/search/keyword.py``) and a vector leg (pgvector HNSW with
+iterative scans, or an exact scan when the caller may read only a few chunks) with the
+caller's access predicate and filters inside both, fuses them by weighted reciprocal rank
+and keeps the best chunk per document. ``keyword`` and ``semantic`` modes run one leg.
+The keyword leg runs while the query is being embedded on the embedder's worker thread;
+nothing blocks the event loop. Each hit carries the passage of its chunk that matched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from core.errors import NotFound
 from policies.access import AccessFilter
 from server.db.engine import Database
 from server.embeddings import AsyncEmbedder
+from server.search import keyword as kw
 from server.search import repository as repo
+from server.search.passages import highlight, make_passage
+from server.search.query_syntax import ParsedQuery, parse_query
 from server.search.schemas import (
     DOCUMENT_URI_PREFIX,
     ChunkText,
@@ -39,13 +42,13 @@ from server.search.schemas import (
     document_uri,
     source_uri,
 )
-from server.search.snippets import headline_options, make_snippet
 from server.search.validation import (
     CHUNK_NOT_FOUND,
     DOCUMENT_NOT_FOUND,
     MAX_PREFIX_CHARS,
     check_filters,
     check_int,
+    check_mode,
     check_query_text,
     check_text,
     decode_cursor,
@@ -76,29 +79,27 @@ class SearchTuning:
     # ef_search is max(this, candidates); max_scan_tuples bounds one iterative HNSW scan.
     ef_search: int = 100
     max_scan_tuples: int = 50_000
-    # Keyword matching. "all" (web-search syntax, every word) measured best in hybrid on
-    # CISI: "any" (OR of the words, ranked by ts_rank_cd, which has no IDF) adds noise that
-    # fusion cannot undo. "auto" uses "any" unless the query has web-search syntax.
-    keyword_match: Literal["auto", "all", "any"] = "all"
 
 
-_WEB_SYNTAX = re.compile(r'"|(^|\s)-\w|\sOR\s')
+Ranking = Sequence[repo.Candidate]
 
 
-def keyword_match(text: str, mode: Literal["auto", "all", "any"]) -> repo.KeywordMatch:
-    if mode != "auto":
-        return mode
-    return "all" if _WEB_SYNTAX.search(text) else "any"
-
-
-def _rrf(*rankings: Sequence[repo.Candidate]) -> dict[int, tuple[float, repo.Candidate]]:
+def weighted_rrf(
+    rankings: Sequence[tuple[float, Ranking]], k: int = RRF_K
+) -> dict[int, tuple[float, repo.Candidate]]:
+    """Reciprocal rank fusion: each ranking adds weight / (k + rank) to its chunks."""
     fused: dict[int, tuple[float, repo.Candidate]] = {}
-    for ranking in rankings:
+    for weight, ranking in rankings:
         for rank, cand in enumerate(ranking, start=1):
             prev = fused.get(cand.chunk_id)
-            score = (prev[0] if prev else 0.0) + 1.0 / (RRF_K + rank)
-            fused[cand.chunk_id] = (score, cand)
+            score = (prev[0] if prev else 0.0) + weight / (k + rank)
+            fused[cand.chunk_id] = (score, prev[1] if prev else cand)
     return fused
+
+
+def _as_scored(ranking: Ranking) -> dict[int, tuple[float, repo.Candidate]]:
+    # One leg alone: keep its order; the score shown is the leg's own.
+    return {c.chunk_id: (c.score, c) for c in ranking}
 
 
 def best_chunk_per_document(
@@ -171,40 +172,75 @@ class SearchService:
         text = check_query_text(query.text)
         top_k = check_int(query.top_k, "top_k", 1, self._settings.mcp.top_k_max)
         filters = check_filters(query.filters)
+        mode = check_mode(query.mode, self._settings.search.default_mode)
+        parsed = parse_query(text)
         t = self.tuning
         limit = min(t.max_candidates, max(t.min_candidates, top_k * t.candidates_per_hit))
 
-        match = keyword_match(text, t.keyword_match)
-        keyword = asyncio.ensure_future(self._keyword(access, filters, text, limit, match))
+        lexical: list[repo.Candidate] = []
+        vector: list[repo.Candidate] = []
+        keyword = (
+            asyncio.ensure_future(self._keyword(access, filters, parsed, limit))
+            if mode != "semantic"
+            else None
+        )
         try:
-            embedding = await self._embedder.embed_query(text)
-            vector = await self.vector_search(access, filters, embedding.tolist(), limit)
-            lexical = await keyword
+            if mode != "keyword":
+                embedding = await self._embedder.embed_query(text)
+                vector = await self.vector_search(access, filters, embedding.tolist(), limit)
+                vector = await self._honour_syntax(access, parsed, vector)
+            if keyword is not None:
+                lexical = await keyword
         finally:
-            if not keyword.done():
+            if keyword is not None and not keyword.done():
                 keyword.cancel()
-        ranked = best_chunk_per_document(_rrf(vector, lexical))
-        hits = await self._hydrate(access, text, match, ranked, top_k)
+        vector = self._above_floor(vector, {c.chunk_id for c in lexical})
+        if mode == "hybrid":
+            s = self._settings.search
+            fused = weighted_rrf(
+                [(s.keyword_weight, lexical), (s.semantic_weight, vector)], k=s.rrf_k
+            )
+        elif mode == "keyword":
+            fused = _as_scored(lexical)
+        else:
+            fused = {c.chunk_id: (1.0 - c.score, c) for c in vector}
+        ranked = best_chunk_per_document(fused)
+        hits = await self._hydrate(access, parsed.scored, ranked, top_k)
         return SearchResult(query=text, hits=hits)
 
-    async def _keyword(
-        self,
-        access: AccessFilter,
-        filters: SearchFilters,
-        text: str,
-        limit: int,
-        match: repo.KeywordMatch,
+    def _above_floor(self, vector: list[repo.Candidate], matched: set[int]) -> list[repo.Candidate]:
+        """Vector hits at least as similar as the floor, or matched by a query word."""
+        floor = self._settings.search.relevance_floor
+        if floor <= 0:
+            return vector
+        return [c for c in vector if 1.0 - c.score >= floor or c.chunk_id in matched]
+
+    async def _honour_syntax(
+        self, access: AccessFilter, parsed: ParsedQuery, vector: list[repo.Candidate]
     ) -> list[repo.Candidate]:
+        # "Phrases" and -exclusions are the caller's own narrowing: the vector leg obeys
+        # them too, or a hybrid search would bring back what the caller excluded.
+        if not (parsed.phrases or parsed.excluded) or not vector:
+            return vector
         async with self._db.sessions() as session:
-            return await repo.keyword_candidates(session, access, filters, text, limit, match)
+            ids = [c.chunk_id for c in vector]
+            kept = await kw.satisfies_syntax(session, access, ids, parsed)
+        return [c for c in vector if c.chunk_id in kept]
+
+    async def _keyword(
+        self, access: AccessFilter, filters: SearchFilters, parsed: ParsedQuery, limit: int
+    ) -> list[repo.Candidate]:
+        s = self._settings.search
+        params = kw.Bm25Params(k1=s.bm25_k1, b=s.bm25_b)
+        async with self._db.sessions() as session, session.begin():
+            return await kw.bm25_candidates(session, access, filters, parsed, limit, params)
 
     async def keyword_search(
         self, access: AccessFilter, filters: SearchFilters, text: str, limit: int
     ) -> list[repo.Candidate]:
-        """The keyword branch alone (benchmarks and diagnostics)."""
+        """The keyword leg alone (benchmarks and diagnostics): BM25, best first."""
         text = check_query_text(text)
-        match = keyword_match(text, self.tuning.keyword_match)
-        return await self._keyword(access, check_filters(filters), text, limit, match)
+        return await self._keyword(access, check_filters(filters), parse_query(text), limit)
 
     async def vector_search(
         self, access: AccessFilter, filters: SearchFilters, embedding: Sequence[float], limit: int
@@ -227,28 +263,25 @@ class SearchService:
     async def _hydrate(
         self,
         access: AccessFilter,
-        text: str,
-        match: repo.KeywordMatch,
+        scored_text: str,
         ranked: list[tuple[float, repo.Candidate]],
         top_k: int,
     ) -> tuple[SearchHit, ...]:
         # A spare margin: a row dropped by the re-check (or deleted meanwhile) is replaced.
         wanted = ranked[: top_k * 2]
-        snippet_chars = self._settings.mcp.snippet_chars
+        chars = self._settings.mcp.snippet_chars
         async with self._db.sessions() as session:
-            rows = await repo.load_chunks(
-                session,
-                access,
-                [c.chunk_id for _, c in wanted],
-                query_text=text,
-                match=match,
-                headline_options=headline_options(snippet_chars),
+            rows = await repo.load_chunks(session, access, [c.chunk_id for _, c in wanted])
+            kept = [(score, rows[c.chunk_id]) for score, c in wanted if c.chunk_id in rows]
+            kept = kept[:top_k]
+            matched = await kw.matched_words(
+                session, {r.chunk_id: r.text for _, r in kept}, scored_text
             )
+        marked = self._settings.search.highlight
         hits: list[SearchHit] = []
-        for score, cand in wanted:
-            row = rows.get(cand.chunk_id)
-            if row is None:
-                continue
+        for score, row in kept:
+            words = matched.get(row.chunk_id, set())
+            passage = make_passage(row.text, words, chars)
             hits.append(
                 SearchHit(
                     document_id=row.document_id,
@@ -256,17 +289,16 @@ class SearchService:
                     title=row.title,
                     uri=document_uri(row.document_id),
                     source_uri=row.uri,
-                    snippet=make_snippet(row.headline, row.text, snippet_chars),
+                    snippet=passage,
                     score=round(score, 6),
                     source=row.source,
                     collection=row.collection,
                     content_type=row.content_type,
                     modified_at=row.modified_at,
                     heading=row.heading,
+                    highlight=highlight(passage, words) if marked else None,
                 )
             )
-            if len(hits) == top_k:
-                break
         return tuple(hits)
 
     # --------------------------------------------------------------- documents
@@ -370,4 +402,10 @@ class SearchService:
         return tuple(_doc_summary(r) for r in rows)
 
 
-__all__ = ["RRF_K", "SearchService", "SearchTuning", "best_chunk_per_document"]
+__all__ = [
+    "RRF_K",
+    "SearchService",
+    "SearchTuning",
+    "best_chunk_per_document",
+    "weighted_rrf",
+]

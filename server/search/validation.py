@@ -16,7 +16,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from core.errors import InvalidRequest, NotFound
-from server.search.schemas import DOCUMENT_URI_PREFIX, MetadataValue, SearchFilters
+from server.search.schemas import (
+    DOCUMENT_URI_PREFIX,
+    SEARCH_MODES,
+    MetadataValue,
+    SearchFilters,
+)
 
 MAX_QUERY_CHARS = 2000
 MAX_FILTER_VALUES = 100
@@ -43,6 +48,15 @@ def check_query_text(text: str) -> str:
     if not text:
         raise InvalidRequest("query must not be empty")
     return text
+
+
+def check_mode(value: str | None, default: str) -> str:
+    """A search mode: hybrid, keyword or semantic (None: the configured default)."""
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or value not in SEARCH_MODES:
+        raise InvalidRequest(f"mode must be one of {', '.join(SEARCH_MODES)}")
+    return value
 
 
 def check_int(value: Any, what: str, low: int, high: int) -> int:
@@ -198,6 +212,7 @@ __all__ = [
     "DOCUMENT_NOT_FOUND",
     "check_filters",
     "check_int",
+    "check_mode",
     "check_query_text",
     "check_text",
     "decode_cursor",

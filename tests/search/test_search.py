@@ -43,7 +43,9 @@ async def test_paraphrase_and_keyword_queries_rank_the_relevant_document_first(
         hit = exact.hits[0]
         assert hit.uri == f"kb://documents/{hit.document_id}"
         assert hit.source_uri.startswith("https://wiki.example.com/")
-        assert "**pg_dump**" in hit.snippet
+        # The passage is plain text: whole sentences, no highlight markers.
+        assert "pg_dump" in hit.snippet and "**" not in hit.snippet
+        assert hit.snippet.endswith(".") and hit.highlight is None
         assert len(hit.snippet) <= settings.mcp.snippet_chars
         assert hit.source == "wiki" and hit.collection == "eng/platform"
         assert hit.chunk_id in company.chunks[hit.document_id]

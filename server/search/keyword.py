@@ -1,0 +1,196 @@
+"""The BM25 keyword leg: one SQL statement over the inverted index of migration 0003.
+
+Scoring is Okapi BM25 with Lucene's always-positive IDF,
+
+    score(c) = sum over query terms t of  qtf(t) * idf(t) * tf * (k1 + 1)
+                                          / (tf + k1 * (1 - b + b * len / avgdl))
+    idf(t)   = ln(1 + (N - df + 0.5) / (df + 0.5))
+
+with ``df``, ``N`` and ``avgdl`` read from the statistics tables the chunk triggers keep
+exact, and ``tf``/``len`` from the postings. The query is tokenised by the same SQL
+function that indexed the chunks. The caller's access predicate and filters are joined in
+before GROUP BY and LIMIT, so the top-k are the best among the rows the caller may read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    not_,
+    select,
+    text,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import Grouping
+
+from policies.access import AccessFilter, AuthzColumns
+from server.db.models import Bm25Corpus, Bm25Posting, Bm25Term, Chunk
+from server.search.query_syntax import ParsedQuery
+from server.search.repository import Candidate, _chunk_scope
+from server.search.schemas import SearchFilters
+
+
+@dataclass(frozen=True)
+class Bm25Params:
+    k1: float = 1.2
+    b: float = 0.75
+
+
+def _syntax_conditions(query: ParsedQuery) -> list[ColumnElement[bool]]:
+    # Postgres full text (the chunk's tsvector) checks phrases: it keeps word positions.
+    conditions: list[ColumnElement[bool]] = []
+    for phrase in query.phrases:
+        conditions.append(Chunk.tsv.bool_op("@@")(func.phraseto_tsquery("english", phrase)))
+    for word in query.excluded:
+        conditions.append(not_(Chunk.tsv.bool_op("@@")(func.plainto_tsquery("english", word))))
+    return conditions
+
+
+async def _tune(session: AsyncSession) -> None:
+    # Transaction-local. A cached generic plan cannot see how selective this caller's
+    # predicate is; parallel workers cost more to start than this statement takes.
+    settings = {"plan_cache_mode": "force_custom_plan", "max_parallel_workers_per_gather": "0"}
+    await session.execute(select(*(func.set_config(k, v, True) for k, v in settings.items())))
+
+
+@dataclass(frozen=True)
+class QueryWeights:
+    """Each query term with its weight qtf * idf, and the corpus' average chunk length."""
+
+    terms: tuple[str, ...]
+    weights: tuple[float, ...]
+    avgdl: float
+
+
+async def query_weights(session: AsyncSession, text: str) -> QueryWeights:
+    """Tokenise the query (in the database, with the indexing tokeniser) and weigh its terms.
+
+    A separate statement, so the scoring statement gets the terms as a constant array and
+    the planner sees exactly how many there are and how long their posting lists are.
+    """
+    words = func.kb_bm25_terms(text).table_valued("term").render_derived("q")
+    qt = select(words.c.term, func.count().label("qtf")).group_by(words.c.term).subquery("qt")
+    stmt = (
+        select(qt.c.term, qt.c.qtf, Bm25Term.df, Bm25Corpus.chunks, Bm25Corpus.total_len)
+        .select_from(qt)
+        .join(Bm25Term, Bm25Term.term == qt.c.term)
+        .join(Bm25Corpus, true())
+        .where(Bm25Term.df > 0)
+        .order_by(qt.c.term)
+    )
+    rows = (await session.execute(stmt)).all()
+    if not rows:
+        return QueryWeights((), (), 1.0)
+    n = max(int(rows[0].chunks), 1)
+    avgdl = max(int(rows[0].total_len) / n, 1.0)
+    weights = tuple(r.qtf * math.log(1.0 + (n - r.df + 0.5) / (r.df + 0.5)) for r in rows)
+    return QueryWeights(tuple(r.term for r in rows), weights, avgdl)
+
+
+async def bm25_candidates(
+    session: AsyncSession,
+    access: AccessFilter,
+    filters: SearchFilters,
+    query: ParsedQuery,
+    limit: int,
+    params: Bm25Params,
+) -> list[Candidate]:
+    """The ``limit`` best allowed chunks by BM25, best first. Call inside a transaction."""
+    if not query.scored:
+        return []
+    await _tune(session)
+    qw = await query_weights(session, query.scored)
+    if not qw.terms:
+        return []
+    # term = ANY(constant array): the planner estimates each term's posting list from the
+    # column statistics (a join to unnest() would be a blind guess) and can choose a hash
+    # join against the caller's allowed chunks when the lists are long.
+    terms = bindparam("terms", list(qw.terms), type_=ARRAY(Text))
+    weights = Grouping(bindparam("weights", list(qw.weights), type_=ARRAY(Float)))
+    weight = weights[func.array_position(terms, Bm25Posting.term)]
+    tf = cast(Bm25Posting.tf, Float)
+    k1, b = params.k1, params.b
+    norm = literal(k1 * (1.0 - b)) + literal(k1 * b / qw.avgdl) * cast(Bm25Posting.len, Float)
+    score = func.sum(weight * tf * (k1 + 1.0) / (tf + norm))
+    conditions = [_chunk_scope(access, filters), *_syntax_conditions(query)]
+    stmt = (
+        select(Bm25Posting.chunk_id, Chunk.document_id, score.label("score"))
+        .join(Chunk, Chunk.id == Bm25Posting.chunk_id)
+        .where(Bm25Posting.term == func.any(terms), and_(*conditions))
+        .group_by(Bm25Posting.chunk_id, Chunk.document_id)
+        .order_by(score.desc(), Bm25Posting.chunk_id)
+        .limit(limit)
+    )
+    rows = (await session.execute(stmt)).all()
+    return [Candidate(r.chunk_id, r.document_id, float(r.score)) for r in rows]
+
+
+async def satisfies_syntax(
+    session: AsyncSession, access: AccessFilter, chunk_ids: list[int], query: ParsedQuery
+) -> set[int]:
+    """Which of ``chunk_ids`` the caller may read that hold every quoted phrase and none of
+    the excluded words (scoped, so it cannot answer "does chunk N contain X" for others)."""
+    stmt = select(Chunk.id).where(
+        Chunk.id.in_(chunk_ids),
+        access.where(AuthzColumns.of_chunks(Chunk)),
+        *_syntax_conditions(query),
+    )
+    return set((await session.execute(stmt)).scalars())
+
+
+_MATCHED_WORDS = text(
+    """
+    SELECT DISTINCT d.id, m[1] AS word
+    FROM unnest(:ids, :docs) AS d(id, doc),
+         regexp_matches(d.doc, '[[:alnum:]]+(?:[-_./@:+#][[:alnum:]]+)*', 'g') AS m
+    WHERE EXISTS (
+        SELECT 1 FROM kb_bm25_token_terms(m[1]) AS t(term)
+        WHERE t.term IN (SELECT q FROM kb_bm25_terms(:query) AS q)
+    )
+    """
+)
+
+
+async def matched_words(
+    session: AsyncSession, chunk_texts: dict[int, str], query_text: str
+) -> dict[int, set[str]]:
+    """Per chunk, the surface words (as written) whose terms the query shares.
+
+    Used to pick the passage to show: the same tokeniser decides what matched, so
+    ``ERR-4031`` and ``running`` (query: ``run``) are found as the index found them.
+    """
+    if not chunk_texts or not query_text.strip():
+        return {}
+    ids = list(chunk_texts)
+    stmt = _MATCHED_WORDS.bindparams(
+        bindparam("ids", ids, type_=ARRAY(BigInteger)),
+        bindparam("docs", [chunk_texts[i] for i in ids], type_=ARRAY(Text)),
+        bindparam("query", query_text, type_=Text),
+    )
+    found: dict[int, set[str]] = {}
+    for chunk_id, word in (await session.execute(stmt)).all():
+        found.setdefault(int(chunk_id), set()).add(str(word))
+    return found
+
+
+__all__ = [
+    "Bm25Params",
+    "QueryWeights",
+    "bm25_candidates",
+    "matched_words",
+    "query_weights",
+    "satisfies_syntax",
+]

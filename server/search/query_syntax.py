@@ -1,0 +1,47 @@
+"""Web-search syntax in a query: ``"exact phrase"``, ``-excluded`` words and ``OR``.
+
+Keyword search matches any word and ranks by BM25, so ``OR`` needs no special meaning
+(``a OR b`` ranks like ``a b``; the word ``or`` is a stop word either way). A quoted
+phrase is both scored (its words count like any others) and required, in order, in the
+chunk; an excluded word removes every chunk that contains it.
+
+Syntax applies to search-box queries only: in a long natural-language request (more than
+``PROSE_WORDS`` words) quotes mark quoted terms and hyphens join words, as in prose, so
+the words are scored and nothing is required or excluded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_PHRASE = re.compile(r'"([^"]*)"')
+_EXCLUDED = re.compile(r"(?:^|\s)-(\w[^\s]*)")
+_OR = re.compile(r"\bOR\b")
+PROSE_WORDS = 16
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """What to score (all positive words), what to require and what to exclude."""
+
+    scored: str
+    phrases: tuple[str, ...]
+    excluded: tuple[str, ...]
+
+
+def parse_query(text: str) -> ParsedQuery:
+    if len(text.split()) > PROSE_WORDS:
+        return ParsedQuery(scored=" ".join(text.replace('"', " ").split()), phrases=(), excluded=())
+    phrases = tuple(p.strip() for p in _PHRASE.findall(text) if p.strip())
+    rest = _PHRASE.sub(" ", text)
+    # An unmatched quote is just a character: drop it so it does not glue words.
+    rest = rest.replace('"', " ")
+    excluded = tuple(_EXCLUDED.findall(rest))
+    rest = _EXCLUDED.sub(" ", rest)
+    rest = _OR.sub(" ", rest)
+    scored = " ".join([*phrases, rest]).strip()
+    return ParsedQuery(scored=" ".join(scored.split()), phrases=phrases, excluded=excluded)
+
+
+__all__ = ["PROSE_WORDS", "ParsedQuery", "parse_query"]

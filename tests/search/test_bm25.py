@@ -1,0 +1,271 @@
+"""The BM25 keyword leg: tokeniser, statistics kept by the chunk triggers, scores, syntax.
+
+Statistics are compared with a from-scratch computation over the chunks as they are, after
+the real ingestion statements (``replace_documents``, ``mark_deleted``) add, replace and
+delete documents; scores are compared with an independent Okapi BM25 in Python.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+
+import numpy as np
+import psycopg
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from core.errors import InvalidRequest
+from server.db.engine import to_sqlalchemy_url
+from server.embeddings.base import Embedder
+from server.ingest import repository as ingest
+from server.ingest.chunking import ChunkText
+from server.search import SearchFilters, SearchQuery
+from server.settings import Settings
+from tests.search.corpus import Doc, acl_filter, insert_documents, insert_sources, open_service
+
+pytestmark = pytest.mark.anyio
+
+TOKENS = [
+    ("ERR-4031", ["err-4031", "err", "4031"]),
+    ("pg_dump", ["pg_dump", "pg", "dump"]),
+    ("v2.3.1", ["v2.3.1", "v2", "3", "1"]),
+    ("INC-2025-014", ["inc-2025-014", "inc", "2025", "014"]),
+    ("alice.smith@example.com", ["alice.smith@example.com", "alic", "smith", "exampl", "com"]),
+    ("PaymentGateway", ["paymentgateway", "payment", "gateway"]),
+    ("HTTPServer", ["httpserver", "http", "server"]),
+    (
+        "PaymentGateway.charge",
+        ["paymentgateway.charge", "paymentgateway", "payment", "gateway", "charg"],
+    ),  # fmt: skip
+    ("42 3.14", ["42", "3.14", "3", "14"]),
+    ("The running dogs of the company", ["run", "dog", "compani"]),
+    ("how-to", ["how-to"]),
+    ("end of sentence. Next", ["end", "sentenc", "next"]),
+]
+
+
+def terms_of(dsn: str, text: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute("SELECT t FROM kb_bm25_terms(%s) AS t", (text,))]
+
+
+@pytest.mark.parametrize(("text", "expected"), TOKENS, ids=[t for t, _ in TOKENS])
+def test_tokeniser_keeps_identifiers_whole_and_in_parts(
+    fresh_database: str, text: str, expected: list[str]
+) -> None:
+    assert terms_of(fresh_database, text) == expected
+
+
+# ------------------------------------------------------------------ statistics
+
+
+def _stored(dsn: str) -> tuple[dict[str, int], tuple[int, int], set[tuple[str, int, int, int]]]:
+    with psycopg.connect(dsn) as conn:
+        df = dict(conn.execute("SELECT term, df FROM bm25_terms").fetchall())
+        row = conn.execute("SELECT chunks, total_len FROM bm25_corpus").fetchone()
+        assert row is not None
+        postings = set(conn.execute("SELECT term, chunk_id, tf, len FROM bm25_postings").fetchall())
+    return df, (int(row[0]), int(row[1])), postings
+
+
+def _from_scratch(
+    dsn: str,
+) -> tuple[dict[str, int], tuple[int, int], set[tuple[str, int, int, int]]]:
+    with psycopg.connect(dsn) as conn:
+        chunks = conn.execute("SELECT id, heading || ' ' || text FROM chunks").fetchall()
+        per_chunk = {
+            cid: Counter(r[0] for r in conn.execute("SELECT t FROM kb_bm25_terms(%s) t", (doc,)))
+            for cid, doc in chunks
+        }
+    df: Counter[str] = Counter()
+    postings = set()
+    for cid, tf in per_chunk.items():
+        length = sum(tf.values())
+        df.update(tf.keys())
+        postings |= {(term, cid, n, length) for term, n in tf.items()}
+    total = sum(sum(tf.values()) for tf in per_chunk.values())
+    return dict(df), (len(per_chunk), total), postings
+
+
+def _write(source: str, external_id: str, paragraphs: list[str]) -> ingest.DocumentWrite:
+    chunks = [
+        ChunkText(i, f"Doc {external_id}", p, len(p.split())) for i, p in enumerate(paragraphs)
+    ]
+    return ingest.DocumentWrite(
+        source=source,
+        external_id=external_id,
+        uri=f"file:///{external_id}",
+        title=f"Doc {external_id}",
+        content_type="text/plain",
+        content_hash=uuid.uuid4().hex,
+        content="\n\n".join(paragraphs),
+        metadata={},
+        collection="c",
+        path=f"/{external_id}",
+        level=0,
+        acl=("group:eng",),
+        size_bytes=1,
+        modified_at=datetime.now(UTC),
+        chunks=chunks,
+    )
+
+
+def test_statistics_stay_exact_through_add_replace_and_delete(fresh_database: str) -> None:
+    insert_sources(fresh_database, {"s": ("files", "")})
+    engine = create_engine(to_sqlalchemy_url(fresh_database), poolclass=NullPool)
+    rng = np.random.default_rng(1)
+
+    def vectors(n: int) -> np.ndarray:
+        return rng.random((n, 384), dtype=np.float32)
+
+    def check() -> None:
+        assert _stored(fresh_database) == _from_scratch(fresh_database)
+
+    try:
+        with engine.begin() as conn:
+            docs = [
+                _write("s", "a", ["ERR-4031 stops the robots.", "Run pg_dump nightly."]),
+                _write("s", "b", ["Robots stop; robots restart.", "v2.3.1 fixes ERR-4031."]),
+                _write("s", "c", ["Payroll runs on the 25th."]),
+            ]
+            ingest.replace_documents(conn, docs, vectors(5))
+        check()
+        df, corpus, _ = _stored(fresh_database)
+        assert df["err-4031"] == 2 and df["robot"] == 2 and corpus[0] == 5
+        # Replace: "a" loses ERR-4031 and gains a chunk, in one transaction.
+        with engine.begin() as conn:
+            new_a = _write("s", "a", ["Nightly pg_dump.", "Restore with pg_restore.", "Done."])
+            ingest.replace_documents(conn, [new_a], vectors(3))
+        check()
+        df, corpus, _ = _stored(fresh_database)
+        assert df["err-4031"] == 1 and df["pg_restore"] == 1 and corpus[0] == 6
+        # Delete at the source: its chunks and every statistic they carried go.
+        with engine.begin() as conn:
+            assert ingest.mark_deleted(conn, "s", ["b"]) == 1
+        check()
+        df, corpus, _ = _stored(fresh_database)
+        assert "err-4031" not in df and "v2.3.1" not in df and corpus[0] == 4
+        # A source removed with its documents (ON DELETE CASCADE) empties the index.
+        with engine.begin() as conn:
+            ingest.delete_source(conn, "s")
+        assert _stored(fresh_database) == ({}, (0, 0), set())
+    finally:
+        engine.dispose()
+
+
+# ------------------------------------------------------------------ scoring and syntax
+
+ENG = "group:eng"
+HR = "group:hr"
+
+
+def okapi(
+    docs: dict[int, list[str]], query: list[str], k1: float = 1.2, b: float = 0.75
+) -> dict[int, float]:
+    """Reference BM25 (Lucene IDF) over token lists, written from the formula."""
+    n = len(docs)
+    avgdl = sum(len(t) for t in docs.values()) / n
+    df = Counter(term for toks in docs.values() for term in set(toks))
+    scores: dict[int, float] = {}
+    for cid, toks in docs.items():
+        tf = Counter(toks)
+        s = 0.0
+        for q in query:
+            if tf[q]:
+                idf = math.log(1 + (n - df[q] + 0.5) / (df[q] + 0.5))
+                s += idf * tf[q] * (k1 + 1) / (tf[q] + k1 * (1 - b + b * len(toks) / avgdl))
+        if s > 0:
+            scores[cid] = s
+    return scores
+
+
+CORPUS = [
+    Doc("Error ERR-4031", ["Robots report ERR-4031 when a route lock expires."], [ENG]),
+    Doc("Error ERR-4013", ["ERR-4013 means the battery is low; robots return to dock."], [ENG]),
+    Doc("Backups", ["Nightly backups run pg_dump and upload the archive."], [ENG]),
+    Doc("Restores", ["Restore a pg_dump archive with pg_restore, then check the robots."], [ENG]),
+    Doc("Payroll", ["Payroll runs on the 25th; robots are not paid."], [HR]),
+    *[
+        Doc(f"HR note {i}", [f"ERR-4031 ERR-4031 appears in HR note {i} about robots."], [HR])
+        for i in range(30)
+    ],  # fmt: skip
+]
+
+
+async def test_keyword_scores_equal_reference_bm25(
+    fresh_database: str, settings: Settings, embedder: Embedder
+) -> None:
+    insert_sources(fresh_database, {"wiki": ("files", "")})
+    ids = insert_documents(fresh_database, CORPUS, embedder)
+    with psycopg.connect(fresh_database) as conn:
+        rows = conn.execute("SELECT id, heading || ' ' || text FROM chunks").fetchall()
+    tokens = {cid: terms_of(fresh_database, doc) for cid, doc in rows}
+    query = "robots ERR-4031 pg_dump"
+    expected = okapi(tokens, terms_of(fresh_database, query))
+    everyone = acl_filter(ENG, HR)
+    async with open_service(settings, embedder) as svc:
+        got = await svc.keyword_search(everyone, SearchFilters(), query, 400)
+    assert {c.chunk_id for c in got} == set(expected)
+    for cand in got:
+        assert cand.score == pytest.approx(expected[cand.chunk_id], rel=1e-9)
+    assert [c.score for c in got] == sorted((c.score for c in got), reverse=True)
+    assert len(ids) == len(CORPUS)
+
+
+async def test_top_k_is_the_best_among_allowed_rows_not_a_post_filter(
+    fresh_database: str, settings: Settings, embedder: Embedder
+) -> None:
+    # Thirty HR notes outscore everything for ERR-4031; an engineer must still get all three
+    # engineering chunks that match (a post-filtered top 5 would hold none), never an HR one.
+    insert_sources(fresh_database, {"wiki": ("files", "")})
+    insert_documents(fresh_database, CORPUS, embedder)
+    eng = acl_filter(ENG)
+    async with open_service(settings, embedder) as svc:
+        got = await svc.keyword_search(eng, SearchFilters(), "ERR-4031 robots", 5)
+        hits = await svc.search(eng, SearchQuery("ERR-4031", top_k=3, mode="keyword"))
+    assert len(got) == 3
+    titles = [h.title for h in hits.hits]
+    assert titles[0] == "Error ERR-4031"
+    assert not any(t.startswith(("HR note", "Payroll")) for t in titles)
+
+
+async def test_web_syntax_phrase_exclusion_and_or(
+    fresh_database: str, settings: Settings, embedder: Embedder
+) -> None:
+    insert_sources(fresh_database, {"wiki": ("files", "")})
+    insert_documents(fresh_database, CORPUS[:4], embedder)
+    eng = acl_filter(ENG)
+    async with open_service(settings, embedder) as svc:
+
+        async def titles(text: str, mode: str) -> list[str]:
+            result = await svc.search(eng, SearchQuery(text, top_k=10, mode=mode))
+            return [h.title for h in result.hits]
+
+        for mode in ("keyword", "hybrid"):
+            assert await titles('"pg_dump archive"', mode) == ["Restores"]
+            assert "Backups" not in await titles("pg_dump -nightly", mode)
+            assert "Restores" in await titles("pg_dump -nightly", mode)
+            either = await titles("pg_restore OR ERR-4013", mode)
+            assert {"Restores", "Error ERR-4013"} <= set(either[:2])
+        # Any word matches by default: one known word among unknown ones still finds it
+        # (and pg_dump's part "pg" lets Backups follow).
+        assert (await titles("zebra quokka pg_restore", "keyword"))[0] == "Restores"
+
+
+async def test_mode_is_checked_and_semantic_runs_without_words(
+    fresh_database: str, settings: Settings, embedder: Embedder
+) -> None:
+    insert_sources(fresh_database, {"wiki": ("files", "")})
+    insert_documents(fresh_database, CORPUS[:4], embedder)
+    eng = acl_filter(ENG)
+    async with open_service(settings, embedder) as svc:
+        with pytest.raises(InvalidRequest, match="mode must be one of"):
+            await svc.search(eng, SearchQuery("robots", mode="fuzzy"))
+        # No word in common: keyword finds nothing, semantic still answers.
+        assert (await svc.search(eng, SearchQuery("database copy", mode="keyword"))).hits == ()
+        semantic = await svc.search(eng, SearchQuery("database copy", mode="semantic"))
+        assert semantic.hits and semantic.hits[0].title in {"Backups", "Restores"}
