@@ -65,7 +65,7 @@ def test_tokeniser_keeps_identifiers_whole_and_in_parts(
 
 def _stored(dsn: str) -> tuple[dict[str, int], tuple[int, int], set[tuple[str, int, int, int]]]:
     with psycopg.connect(dsn) as conn:
-        df = dict(conn.execute("SELECT term, df FROM bm25_terms").fetchall())
+        df: dict[str, int] = dict(conn.execute("SELECT term, df FROM bm25_terms").fetchall())
         row = conn.execute("SELECT chunks, total_len FROM bm25_corpus").fetchone()
         assert row is not None
         postings = set(conn.execute("SELECT term, chunk_id, tf, len FROM bm25_postings").fetchall())
