@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from server import __version__
 from server.audit.middleware import AdminAuditMiddleware
@@ -16,6 +17,7 @@ from server.http import admin_audit, admin_keys, admin_policies, admin_sources, 
 from server.http.auth_gate import AdminAuthGate
 from server.http.hosts import TrustedHostMiddleware
 from server.http.limits import BodyLimitMiddleware
+from server.http.validation_errors import validation_error
 from server.mcp.http import McpMount, security_settings
 from server.runtime import open_runtime
 from server.settings import Settings
@@ -59,6 +61,8 @@ def create_app(
     app.include_router(admin_audit.router)
     app.include_router(admin_sources.router)
     app.include_router(admin_policies.router)
+    # Invalid input is answered 422 even when it holds characters UTF-8 cannot encode.
+    app.add_exception_handler(RequestValidationError, validation_error)
     mcp = McpMount(app, settings)
     # Listed innermost first (Starlette wraps each added middleware around the previous).
     # Bodies are counted and timed as they stream: 413/408 without buffering them.

@@ -13,6 +13,7 @@ from core.errors import InvalidRequest, NotFound
 from core.identity import Caller
 from server.auth.api_keys import ApiKeyService, KeyInfo, NewKey
 from server.http.deps import require_admin
+from server.http.params import StorableText
 from server.runtime import Runtime
 
 router = APIRouter(prefix="/admin/keys", tags=["admin"])
@@ -23,15 +24,17 @@ Admin = Annotated[Caller, Depends(require_admin)]
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Service account name; the key acts as svc:<name>.")
+    name: StorableText = Field(description="Service account name; the key acts as svc:<name>.")
     expires_at: datetime | None = Field(
         default=None, description="When the key stops working (with zone)."
     )
-    scopes: list[str] | None = Field(
+    scopes: list[StorableText] | None = Field(
         default=None, description="Scopes (default: auth.required_scopes)."
     )
-    sources: list[str] | None = Field(default=None, description="Restrict to these sources.")
-    collections: list[str] | None = Field(
+    sources: list[StorableText] | None = Field(
+        default=None, description="Restrict to these sources."
+    )
+    collections: list[StorableText] | None = Field(
         default=None, description="Restrict to these collections."
     )
 

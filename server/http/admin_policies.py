@@ -30,6 +30,7 @@ from policies.rules import (
 )
 from policies.store import Change, StoredItem
 from server.http.deps import require_admin
+from server.http.params import RowId
 from server.runtime import Runtime
 
 router = APIRouter(prefix="/admin/policies", tags=["admin"])
@@ -183,7 +184,7 @@ async def add_collection(request: Request, admin: Admin, body: CollectionIn) -> 
 
 
 @router.delete("/{rule_id}", summary="Remove a rule by id")
-async def remove_rule(request: Request, admin: Admin, rule_id: int) -> ChangeOut:
+async def remove_rule(request: Request, admin: Admin, rule_id: RowId) -> ChangeOut:
     try:
         return ChangeOut.of(await _admin(request).remove([rule_id], _rest(admin)))
     except KBError as exc:

@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 from core.errors import ConfigError, ConnectorError, InvalidRequest, KBError, NotFound
 from core.identity import Caller
 from server.http.deps import require_admin
+from server.http.params import RowId
 from server.ingest import catalog
 from server.ingest.service import SyncBusy
 from server.jobs.enqueue import SyncAlreadyQueued, enqueue_sync
@@ -132,7 +133,7 @@ async def list_jobs(
 
 
 @router.get("/admin/jobs/{run_id}", summary="One run: status, counts, failed documents")
-async def get_job(request: Request, admin: Admin, run_id: int) -> dict[str, Any]:
+async def get_job(request: Request, admin: Admin, run_id: RowId) -> dict[str, Any]:
     return await _call(catalog.get_run, _engine(request), run_id)
 
 
