@@ -166,7 +166,9 @@ class PolicyStore:
 
     # --- writes -------------------------------------------------------------------------
 
-    async def add(self, items: Sequence[PolicyItem], actor: Caller) -> Change:
+    async def add(
+        self, items: Sequence[PolicyItem], actor: Caller, session: AsyncSession | None = None
+    ) -> Change:
         async def apply(session: AsyncSession, current: PolicySet) -> tuple[PolicySet, Change]:
             have = {i.key for i in current.items()}
             new = [i for i in PolicySet.of(items).items() if i.key not in have]
@@ -177,9 +179,11 @@ class PolicyStore:
             return PolicySet.of([*current.items(), *new]), Change(0, added=len(new))
 
         summary = {"add": [i.describe() for i in items]}
-        return await self._change("policy.add", actor, summary, apply)
+        return await self._change("policy.add", actor, summary, apply, session)
 
-    async def remove(self, ids: Sequence[int], actor: Caller) -> Change:
+    async def remove(
+        self, ids: Sequence[int], actor: Caller, session: AsyncSession | None = None
+    ) -> Change:
         wanted = sorted(set(ids))
         if not wanted:
             raise InvalidRequest("give at least one rule id to remove")
@@ -198,9 +202,16 @@ class PolicyStore:
             remaining = PolicySet.of(i for i in current.items() if i.key not in gone)
             return remaining, Change(0, removed=len(rows))
 
-        return await self._change("policy.remove", actor, {"remove_ids": wanted}, apply)
+        return await self._change("policy.remove", actor, {"remove_ids": wanted}, apply, session)
 
-    async def import_policy(self, policy: PolicySet, actor: Caller, *, replace: bool) -> Change:
+    async def import_policy(
+        self,
+        policy: PolicySet,
+        actor: Caller,
+        *,
+        replace: bool,
+        session: AsyncSession | None = None,
+    ) -> Change:
         """Merge ``policy`` into the stored one, or replace the stored one with it."""
 
         async def apply(session: AsyncSession, current: PolicySet) -> tuple[PolicySet, Change]:
@@ -221,7 +232,7 @@ class PolicyStore:
             return result, Change(0, added=len(added), removed=len(removed))
 
         method = "policy.replace" if replace else "policy.import"
-        return await self._change(method, actor, {"items": len(policy)}, apply)
+        return await self._change(method, actor, {"items": len(policy)}, apply, session)
 
     async def bootstrap(self, policy: PolicySet, actor: Caller) -> Change | None:
         """Import ``policy`` only if no policy version exists yet (first start)."""
@@ -238,25 +249,41 @@ class PolicyStore:
         except _AlreadyBootstrapped:
             return None
 
+    async def _apply(
+        self, session: AsyncSession, actor: Caller, summary: dict[str, Any], apply: Any
+    ) -> tuple[Change, dict[str, Any]]:
+        """Lock, apply, lint, version and notify, inside ``session``'s transaction."""
+        await session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+        version = await _version(session)
+        result, change = await apply(session, await _current(session))
+        problems = lint_errors(result)
+        if problems:
+            raise PolicyError("policy refused: " + "; ".join(str(p) for p in problems[:10]))
+        new_version = version + 1
+        summary = {**summary, "added": change.added, "removed": change.removed}
+        session.add(PolicyVersion(version=new_version, actor=actor.subject, summary=summary))
+        await session.execute(select(func.pg_notify(CHANNEL, str(new_version))))
+        return Change(new_version, change.added, change.removed), summary
+
     async def _change(
-        self, method: str, actor: Caller, summary: dict[str, Any], apply: Any
+        self,
+        method: str,
+        actor: Caller,
+        summary: dict[str, Any],
+        apply: Any,
+        session: AsyncSession | None = None,
     ) -> Change:
+        if session is not None:
+            # An audited use case's transaction: it writes the audit row and commits.
+            done, _ = await self._apply(session, actor, summary, apply)
+            return done
         started = time.perf_counter()
         try:
-            async with self.db.sessions() as session, session.begin():
-                await session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
-                version = await _version(session)
-                result, change = await apply(session, await _current(session))
-                problems = lint_errors(result)
-                if problems:
-                    raise PolicyError("policy refused: " + "; ".join(str(p) for p in problems[:10]))
-                new_version = version + 1
-                summary = {**summary, "added": change.added, "removed": change.removed}
-                session.add(
-                    PolicyVersion(version=new_version, actor=actor.subject, summary=summary)
-                )
-                session.add(_audit(actor, method, summary, new_version, "ok", None, started))
-                await session.execute(select(func.pg_notify(CHANNEL, str(new_version))))
+            async with self.db.sessions() as own, own.begin():
+                done, summary = await self._apply(own, actor, summary, apply)
+                new_version = done.version
+                change = done
+                own.add(_audit(actor, method, summary, new_version, "ok", None, started))
         except (PolicyError, InvalidRequest, NotFound) as exc:
             outcome = "not_found" if isinstance(exc, NotFound) else "invalid"
             await self._audit_failure(actor, method, summary, outcome, str(exc), started)

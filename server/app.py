@@ -10,11 +10,11 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from server import __version__
-from server.audit.middleware import AdminAuditMiddleware
 from server.db.engine import DatabaseTarget
 from server.embeddings import Embedder
 from server.http import admin_audit, admin_keys, admin_policies, admin_sources, health, metadata
 from server.http.auth_gate import AdminAuthGate
+from server.http.errors import install_error_handlers
 from server.http.hosts import TrustedHostMiddleware
 from server.http.limits import BodyLimitMiddleware
 from server.http.validation_errors import validation_error
@@ -61,6 +61,8 @@ def create_app(
     app.include_router(admin_audit.router)
     app.include_router(admin_sources.router)
     app.include_router(admin_policies.router)
+    # The error tree maps to HTTP statuses once; /admin routes audit in their use cases.
+    install_error_handlers(app)
     # Invalid input is answered 422 even when it holds characters UTF-8 cannot encode.
     app.add_exception_handler(RequestValidationError, validation_error)
     mcp = McpMount(app, settings)
@@ -74,8 +76,6 @@ def create_app(
     )
     # /admin callers are authenticated from their headers before any body is read.
     app.add_middleware(AdminAuthGate)
-    # Every /admin call leaves an audit row before its answer does.
-    app.add_middleware(AdminAuditMiddleware)
     # Host and Origin checked for the whole app, as the SDK checks them on /mcp.
     security = security_settings(settings.http)
     app.add_middleware(

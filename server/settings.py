@@ -245,6 +245,12 @@ class SearchSettings(_Section):
     semantic_weight: float = Field(
         default=1.0, ge=0, le=10, description="Weight of the semantic (vector) ranking in fusion."
     )
+    lookups_keyword_first: bool = Field(
+        default=True,
+        description="When a short query names an identifier (a code, version, file name, "
+        "e-mail address or CamelCase name), hybrid ranks the keyword matches first (by BM25) "
+        "and the other semantic hits after them, instead of fusing the two rankings.",
+    )
     relevance_floor: float = Field(
         default=0.0,
         ge=0,

@@ -14,7 +14,8 @@ import re
 import secrets
 import string
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -129,7 +130,9 @@ class ApiKeyService:
         sources: Sequence[str] | None = None,
         collections: Sequence[str] | None = None,
         rotated_from: uuid.UUID | None = None,
+        session: AsyncSession | None = None,
     ) -> NewKey:
+        """``session``: write in the caller's transaction (the audited use case commits)."""
         if not _NAME.match(name) or name in RESERVED_NAMES:
             raise InvalidRequest(
                 f"invalid key name {name!r}: use 1-63 lowercase letters, digits, '.', '_' or '-'"
@@ -156,8 +159,8 @@ class ApiKeyService:
             expires_at=expires_at,
             rotated_from=rotated_from,
         )
-        async with self.db.sessions.begin() as session:
-            row = await key_store.insert(session, row)
+        async with self._transaction(session) as tx:
+            row = await key_store.insert(tx, row)
             info = KeyInfo.of(row)
         log.info("API key %s (%s) created by %s", info.prefix, info.principal, created_by)
         return NewKey(info=info, secret=full)
@@ -180,19 +183,28 @@ class ApiKeyService:
             raise NotFound(f"no API key {ref!r}")
         return row
 
-    async def revoke(self, ref: str, *, by: str) -> KeyInfo:
-        async with self.db.sessions.begin() as session:
-            row = await self._find(session, ref)
-            await key_store.revoke(session, row.id)
-            await session.refresh(row)
+    async def revoke(self, ref: str, *, by: str, session: AsyncSession | None = None) -> KeyInfo:
+        async with self._transaction(session) as tx:
+            row = await self._find(tx, ref)
+            await key_store.revoke(tx, row.id)
+            await tx.refresh(row)
             info = KeyInfo.of(row)
         log.info("API key %s revoked by %s", info.prefix, by)
         return info
 
-    async def rotate(self, ref: str, *, by: str, grace: timedelta = timedelta(0)) -> NewKey:
-        """A new key with the same name and limits; the old one ends now or after ``grace``."""
-        async with self.db.sessions() as session:
-            old = KeyInfo.of(await self._find(session, ref))
+    async def rotate(
+        self,
+        ref: str,
+        *,
+        by: str,
+        grace: timedelta = timedelta(0),
+        session: AsyncSession | None = None,
+    ) -> NewKey:
+        """A new key with the same name and limits; the old one ends now or after ``grace``.
+
+        With ``session``, the new key and the old key's end are one transaction."""
+        async with self._transaction(session) as tx:
+            old = KeyInfo.of(await self._find(tx, ref))
         if old.status != "active":
             raise InvalidRequest(f"API key {old.prefix} is {old.status} and cannot be rotated")
         new = await self.create(
@@ -203,15 +215,25 @@ class ApiKeyService:
             sources=old.sources,
             collections=old.collections,
             rotated_from=old.id,
+            session=session,
         )
-        async with self.db.sessions.begin() as session:
+        async with self._transaction(session) as tx:
             if grace <= timedelta(0):
-                await key_store.revoke(session, old.id)
+                await key_store.revoke(tx, old.id)
             else:
                 until = datetime.now(UTC) + grace
                 if old.expires_at is None or until < old.expires_at:
-                    await key_store.expire_at(session, old.id, until)
+                    await key_store.expire_at(tx, old.id, until)
         return new
+
+    @asynccontextmanager
+    async def _transaction(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        """The caller's session (it commits), or a transaction of our own."""
+        if session is not None:
+            yield session
+            return
+        async with self.db.sessions.begin() as own:
+            yield own
 
     async def authenticate(self, key: str, *, transport: Transport) -> Caller:
         match = _KEY.match(key)

@@ -65,6 +65,7 @@ def www_authenticate(
 class Authenticated:
     caller: Caller
     method: Method
+    # When the credential stops being accepted: the token's exp plus the configured leeway.
     expires_at: int | None = None
     claims: Mapping[str, Any] = field(default_factory=dict)
 
@@ -147,7 +148,11 @@ class Authenticator:
             method = "jwt"
         caller = caller_from_claims(claims, self.settings.auth, transport=transport)
         exp = claims.get("exp")
-        return Authenticated(caller, method, exp if isinstance(exp, int) else None, claims)
+        # One leeway on every door: the verifier accepted the token up to exp + leeway, and
+        # that is the expiry other layers (the MCP SDK's bearer check) compare with "now".
+        # Reporting the bare exp made /mcp refuse what /admin accepted for leeway seconds.
+        expires_at = exp + self.settings.auth.leeway_s if isinstance(exp, int) else None
+        return Authenticated(caller, method, expires_at, claims)
 
     def require_scopes(self, authenticated: Authenticated, scopes: Iterable[str]) -> None:
         """Raise InsufficientScope unless the caller holds every scope (anonymous: no check)."""

@@ -14,10 +14,10 @@ from typing import IO, Literal
 import typer
 
 from core.errors import InvalidRequest
-from server.audit import repository
-from server.audit.cli_calls import admin_runtime, audit_cli_call
+from policies.capability import mint_admin
 from server.cli.common import State, handle_errors, run_async
-from server.db.models import AuditEntry
+from server.usecases import audit_log
+from server.usecases.admin import cli_operator
 
 app = typer.Typer(
     help="The audit log of every MCP and admin call: tail and export.", no_args_is_help=True
@@ -41,25 +41,25 @@ CSV_FIELDS = [
 ]
 
 
-def _line(row: AuditEntry) -> str:
-    return json.dumps(repository.as_dict(row), ensure_ascii=False)
+def _line(row: dict[str, object]) -> str:
+    return json.dumps(row, ensure_ascii=False)
 
 
 async def _tail(n: int, follow: bool, interval: float) -> None:
-    async with admin_runtime(State.settings()) as runtime:
-        await audit_cli_call(runtime, "audit tail", "ok", {"n": n, "follow": follow})
-        async with runtime.db.sessions() as session:
-            rows = await repository.tail(session, limit=n)
-        last = rows[-1].id if rows else 0
+    from server.runtime import open_runtime
+
+    settings = State.settings()
+    async with open_runtime(settings, load_model=False, watch_policies=False) as rt:
+        admin = mint_admin(cli_operator(), rt.policies)
+        rows = await audit_log.read_audit(rt, admin, audit_log.AuditQuery(limit=n))
+        last = int(str(rows[-1]["id"])) if rows else 0
         for row in rows:
             typer.echo(_line(row))
         while follow:
             await asyncio.sleep(interval)
-            async with runtime.db.sessions() as session:
-                new = await repository.after(session, last)
-            for row in new:
+            for row in await audit_log.rows_after(rt, admin, last):
                 typer.echo(_line(row))
-                last = row.id
+                last = int(str(row["id"]))
 
 
 @app.command()
@@ -84,17 +84,16 @@ def _parse_since(since: str) -> datetime:
 
 
 async def _export(since: datetime, fmt: str, out: IO[str]) -> int:
+    from server.runtime import open_runtime
+
     count = 0
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS) if fmt == "csv" else None
     if writer:
         writer.writeheader()
-    async with admin_runtime(State.settings()) as runtime:
-        await audit_cli_call(
-            runtime, "audit export", "ok", {"since": since.isoformat(), "format": fmt}
-        )
-        async for row in repository.export_since(runtime.db, since):
+    async with open_runtime(State.settings(), load_model=False, watch_policies=False) as rt:
+        admin = mint_admin(cli_operator(), rt.policies)
+        async for data in audit_log.export_audit(rt, admin, since, fmt=fmt):
             if writer:
-                data = repository.as_dict(row)
                 writer.writerow(
                     {
                         k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v
@@ -102,7 +101,7 @@ async def _export(since: datetime, fmt: str, out: IO[str]) -> int:
                     }
                 )
             else:
-                out.write(_line(row) + "\n")
+                out.write(_line(data) + "\n")
             count += 1
     return count
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from server.cli.common import State, console, handle_errors
+from server.cli.common import State, console, handle_errors, run_async
+from server.cli.operator import confirm_destructive, offline_admin
 from server.db import migrate
 from server.db.engine import describe
 from server.runtime import prepare_database
@@ -32,12 +33,27 @@ def upgrade(
 @handle_errors
 def downgrade(
     revision: str = typer.Argument(..., help="Target revision, e.g. -1 or base (drops data!)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Migrate the database down to REVISION. Downgrading to base removes all data."""
+    from server.usecases.operations import audited_operation
+
     settings = State.settings()
+    confirm_destructive(yes, f"downgrade the database to {revision} (data may be dropped)?")
+    admin = offline_admin()
     target, _ = prepare_database(settings, check_schema=False)
     try:
-        migrate.downgrade(target.url, revision)
+        before = migrate.current_revision(target.url)
+        run_async(
+            audited_operation(
+                settings,
+                target,
+                admin,
+                method="db.downgrade",
+                arguments={"from": before, "to": revision},
+                run=lambda: migrate.downgrade(target.url, revision),
+            )
+        )
         console.print(f"database at {migrate.current_revision(target.url) or 'base (empty)'}")
     finally:
         target.close()

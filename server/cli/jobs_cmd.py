@@ -7,9 +7,10 @@ import json
 import typer
 from rich.table import Table
 
-from server.cli.common import State, console, handle_errors
-from server.cli.sync_cmd import counts_line, open_database
-from server.ingest import catalog
+from server.cli.common import console, handle_errors
+from server.cli.operator import run_admin
+from server.cli.sync_cmd import counts_line
+from server.usecases import sources
 
 app = typer.Typer(
     help="Ingestion runs: list them and show one run's counts and failures.", no_args_is_help=True
@@ -26,8 +27,7 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the newest ingest runs with their counts."""
-    with open_database(State.settings()) as (_, engine):
-        runs = catalog.list_runs(engine, source=source, limit=limit)
+    runs = run_admin(lambda rt, admin: sources.list_jobs(rt, admin, source=source, limit=limit))
     if as_json:
         console.print_json(json.dumps(runs))
         return
@@ -78,8 +78,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one run: status, timings, counts, error, and every failed document with its reason."""
-    with open_database(State.settings()) as (_, engine):
-        view = catalog.get_run(engine, run)
+    view = run_admin(lambda rt, admin: sources.get_job(rt, admin, run))
     if as_json:
         console.print_json(json.dumps(view))
         return

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Column, Table
 
-from core.errors import InvalidRequest, KBError
-from server.audit.cli_calls import admin_runtime, audit_cli_call, operator
-from server.auth.api_keys import KeyInfo, NewKey
-from server.cli.common import State, console, err_console, handle_errors, run_async
+from core.errors import InvalidRequest
+from server.cli.common import console, err_console, handle_errors
+from server.cli.operator import run_admin
+from server.usecases import keys
+from server.usecases.keys import KeyRequest
+
+if TYPE_CHECKING:
+    from server.auth.api_keys import KeyInfo, NewKey
 
 app = typer.Typer(
     help="API keys for service accounts: create, list, revoke, rotate.", no_args_is_help=True
@@ -42,17 +46,6 @@ def _show_new(new: NewKey) -> None:
     typer.echo(new.secret)
 
 
-async def _audited(method: str, arguments: dict[str, Any], action: Any) -> Any:
-    async with admin_runtime(State.settings()) as runtime:
-        try:
-            result = await action(runtime.auth.api_keys)
-        except KBError:
-            await audit_cli_call(runtime, method, "invalid", arguments)
-            raise
-        await audit_cli_call(runtime, method, "ok", arguments)
-        return result
-
-
 @app.command()
 @handle_errors
 def create(
@@ -66,23 +59,14 @@ def create(
     ),
 ) -> None:
     """Create an API key and print it once (stdout); details go to stderr."""
-    expires_at = _parse_expiry(expires, days)
-    args = {"name": name, "sources": source, "collections": collection}
-    new: NewKey = run_async(
-        _audited(
-            "keys create",
-            args,
-            lambda svc: svc.create(
-                name,
-                created_by=operator(),
-                expires_at=expires_at,
-                scopes=scope or None,
-                sources=source or None,
-                collections=collection or None,
-            ),
-        )
+    wanted = KeyRequest(
+        name=name,
+        expires_at=_parse_expiry(expires, days),
+        scopes=scope or None,
+        sources=source or None,
+        collections=collection or None,
     )
-    _show_new(new)
+    _show_new(run_admin(lambda rt, admin: keys.create_key(rt, admin, wanted)))
 
 
 @app.command(name="list")
@@ -91,8 +75,8 @@ def list_(
     all_: bool = typer.Option(False, "--all", help="Include revoked keys."),
 ) -> None:
     """List API keys (prefix, principal, status, limits, last use); never secrets."""
-    keys: list[KeyInfo] = run_async(
-        _audited("keys list", {"all": all_}, lambda svc: svc.list(include_revoked=all_))
+    found: list[KeyInfo] = run_admin(
+        lambda rt, admin: keys.list_keys(rt, admin, include_revoked=all_)
     )
     # Prefix and principal are what people copy: never wrap them.
     table = Table(
@@ -104,7 +88,7 @@ def list_(
         "expires",
         "last used",
     )
-    for k in keys:
+    for k in found:
         limits = [f"source:{s}" for s in k.sources or []] + [
             f"collection:{c}" for c in k.collections or []
         ]
@@ -124,9 +108,7 @@ def list_(
 @handle_errors
 def revoke(ref: str = typer.Argument(..., help="Key id or prefix (from `kb keys list`).")) -> None:
     """Revoke an API key at once."""
-    info: KeyInfo = run_async(
-        _audited("keys revoke", {"key": ref}, lambda svc: svc.revoke(ref, by=operator()))
-    )
+    info = run_admin(lambda rt, admin: keys.revoke_key(rt, admin, ref))
     console.print(f"revoked API key {info.prefix} ({info.principal})")
 
 
@@ -137,11 +119,4 @@ def rotate(
     grace: int = typer.Option(0, min=0, help="Seconds the old key keeps working."),
 ) -> None:
     """Issue a new key with the same name and limits, and retire the old one."""
-    new: NewKey = run_async(
-        _audited(
-            "keys rotate",
-            {"key": ref, "grace_s": grace},
-            lambda svc: svc.rotate(ref, by=operator(), grace=timedelta(seconds=grace)),
-        )
-    )
-    _show_new(new)
+    _show_new(run_admin(lambda rt, admin: keys.rotate_key(rt, admin, ref, grace_s=grace)))

@@ -7,25 +7,21 @@ servers pick it up through LISTEN/NOTIFY within milliseconds.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 import yaml
 from rich.table import Table
 
-from core.errors import InvalidRequest, PolicyError
-from core.identity import Caller
-from policies.admin import PolicyAdmin, TestOutcome, parse_principals
+from core.errors import InvalidRequest
+from policies.admin import TestOutcome, parse_principals
 from policies.explain import Explanation
-from policies.lint import lint
 from policies.rules import AccessRule, CollectionLink, PolicySet, RoleLink, parse_policy_yaml
 from policies.selectors import canonical_conditions
-from server.audit.cli_calls import operator
-from server.cli.common import State, console, err_console, fail, handle_errors, run_async
-from server.runtime import open_runtime
+from server.cli.common import console, err_console, fail, handle_errors
+from server.cli.operator import confirm_destructive, run_admin
+from server.usecases import policy_admin as usecases
 
 app = typer.Typer(
     help="Access policies: list, add, remove, import, export, lint, test, explain, who-can, diff.",
@@ -33,27 +29,6 @@ app = typer.Typer(
 )
 add_app = typer.Typer(help="Add a rule, a role link or a collection link.", no_args_is_help=True)
 app.add_typer(add_app, name="add")
-
-T = TypeVar("T")
-
-
-def _actor() -> Caller:
-    # The CLI has no token: the operating-system user acts as a service principal.
-    return Caller.of(f"svc:{operator()}", transport="cli", client_id=operator())
-
-
-@asynccontextmanager
-async def _admin() -> AsyncIterator[PolicyAdmin]:
-    async with open_runtime(State.settings(), load_model=False, watch_policies=False) as rt:
-        yield PolicyAdmin(rt.policy_store, rt.policies)
-
-
-def _run(action: Callable[[PolicyAdmin], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with _admin() as admin:
-            return await action(admin)
-
-    return run_async(go())
 
 
 def _read_policy(path: Path) -> PolicySet:
@@ -101,7 +76,7 @@ def _explanation_json(why: Explanation) -> dict[str, Any]:
 @handle_errors
 def list_rules(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show every stored rule with its id (what `remove` takes) and the policy version."""
-    version, items = _run(lambda a: a.list_items())
+    version, items = run_admin(usecases.list_items)
     if as_json:
         rows = [{"id": s.id, "rule": s.item.describe(), "created_by": s.created_by} for s in items]
         typer.echo(json.dumps({"version": version, "items": rows}, indent=2))
@@ -142,7 +117,7 @@ def add_rule(
         canonical_conditions(" && ".join(when)),
         comment,
     )
-    change = _run(lambda a: a.add([rule], _actor()))
+    change = run_admin(lambda rt, admin: usecases.add_items(rt, admin, [rule]))
     _report_change("added", change.version, change.added, change.removed)
 
 
@@ -153,7 +128,8 @@ def add_role(
     role: str = typer.Argument(..., help="role:NAME"),
 ) -> None:
     """Give MEMBER the role ROLE (a role member makes a hierarchy)."""
-    change = _run(lambda a: a.add([RoleLink(member, role)], _actor()))
+    link = RoleLink(member, role)
+    change = run_admin(lambda rt, admin: usecases.add_items(rt, admin, [link]))
     _report_change("added", change.version, change.added, change.removed)
 
 
@@ -164,15 +140,20 @@ def add_collection(
     parent: str = typer.Argument(..., help="Collection whose rules then cover CHILD."),
 ) -> None:
     """Place collection CHILD below PARENT."""
-    change = _run(lambda a: a.add([CollectionLink(child, parent)], _actor()))
+    link = CollectionLink(child, parent)
+    change = run_admin(lambda rt, admin: usecases.add_items(rt, admin, [link]))
     _report_change("added", change.version, change.added, change.removed)
 
 
 @app.command()
 @handle_errors
-def remove(ids: list[int] = typer.Argument(..., help="Rule ids from `kb policy list`.")) -> None:
+def remove(
+    ids: list[int] = typer.Argument(..., help="Rule ids from `kb policy list`."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
     """Remove rules by id (all or nothing)."""
-    change = _run(lambda a: a.remove(ids, _actor()))
+    confirm_destructive(yes, f"remove policy rule(s) {', '.join(map(str, ids))}?")
+    change = run_admin(lambda rt, admin: usecases.remove_items(rt, admin, ids))
     _report_change("removed", change.version, change.added, change.removed)
 
 
@@ -183,10 +164,13 @@ def import_file(
     replace: bool = typer.Option(
         False, "--replace", help="Replace the stored policy (default: merge)."
     ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="With --replace: do not ask."),
 ) -> None:
     """Import a policy file (refused unless it lints clean)."""
     policy = _read_policy(file)
-    change = _run(lambda a: a.import_policy(policy, _actor(), replace=replace))
+    if replace:
+        confirm_destructive(yes, f"replace the whole stored policy with {file.name}?")
+    change = run_admin(lambda rt, admin: usecases.import_policy(rt, admin, policy, replace=replace))
     _report_change("imported", change.version, change.added, change.removed)
 
 
@@ -196,7 +180,7 @@ def export(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to a file."),
 ) -> None:
     """Print the stored policy as a policy file."""
-    text = _run(lambda a: a.export())
+    text = run_admin(usecases.export_policy)
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -210,7 +194,8 @@ def lint_cmd(
     file: Path | None = typer.Argument(None, help="Policy file (default: the stored policy)."),
 ) -> None:
     """Report rules that cannot be compiled, hierarchy cycles and unprefixed subjects."""
-    issues = lint(_read_policy(file)) if file else _run(lambda a: a.lint_stored())
+    policy = _read_policy(file) if file else None
+    issues = run_admin(lambda rt, admin: usecases.lint_policy(rt, admin, policy))
     for issue in issues:
         style = "red" if issue.severity == "error" else "yellow"
         console.print(f"[{style}]{issue}[/]", highlight=False)
@@ -243,7 +228,9 @@ def test(
         data = {"tests": [{"as": parse_principals(as_), "doc": doc, "expect": expect or "allow"}]}
     else:
         raise InvalidRequest("give a test file, or --as PRINCIPALS --doc ID")
-    outcomes: list[TestOutcome] = _run(lambda a: a.run_tests(data, policy))
+    outcomes: list[TestOutcome] = run_admin(
+        lambda rt, admin: usecases.run_tests(rt, admin, data, policy)
+    )
     if file is None:
         _print_explanation(outcomes[0].explanation)
         if expect is not None and not outcomes[0].passed:
@@ -275,7 +262,7 @@ def explain(
     """Every rule that allows or denies the document for these principals, with role chains."""
     principals = parse_principals(as_)
     policy = _read_policy(policy_file) if policy_file else None
-    why = _run(lambda a: a.explain(principals, doc, policy))
+    why = run_admin(lambda rt, admin: usecases.explain(rt, admin, principals, doc, policy))
     if as_json:
         typer.echo(json.dumps(_explanation_json(why), indent=2))
     else:
@@ -289,7 +276,7 @@ def who_can(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """The principals that can read a document, and through which rules."""
-    readers = _run(lambda a: a.who_can(doc))
+    readers = run_admin(lambda rt, admin: usecases.who_can(rt, admin, doc))
     if as_json:
         rows = [{"principal": r.principal, **_explanation_json(r.explanation)} for r in readers]
         typer.echo(json.dumps(rows, indent=2))
@@ -311,12 +298,7 @@ def diff(
 ) -> None:
     """Per principal, the documents the proposed policy would grant or take away."""
     proposed = _read_policy(file)
-    problems = [i for i in lint(proposed) if i.severity == "error"]
-    if problems:
-        raise PolicyError(
-            "the proposed policy does not lint clean: " + "; ".join(map(str, problems[:5]))
-        )
-    changes = _run(lambda a: a.diff(proposed))
+    changes = run_admin(lambda rt, admin: usecases.diff(rt, admin, proposed))
     if as_json:
         rows = [{"principal": c.principal, "gained": c.gained, "lost": c.lost} for c in changes]
         typer.echo(json.dumps(rows, indent=2))

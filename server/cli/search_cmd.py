@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -12,11 +11,10 @@ from rich.table import Table
 
 from core.errors import InvalidRequest
 from core.identity import Caller, is_principal
-from server.audit.cli_calls import operator
 from server.cli.common import State, console, handle_errors, run_async
-from server.runtime import open_runtime
 from server.search import SearchQuery, SearchResult, SearchService, make_filters
 from server.settings import Settings
+from server.usecases.admin import cli_operator
 
 
 def _principal(value: str, prefix: str) -> str:
@@ -38,30 +36,31 @@ def make_caller(settings: Settings, as_: str | None, groups: list[str]) -> Calle
         principals = [*settings.stdio.principals, *(_principal(g, "group:") for g in groups)]
     else:
         principals = [_principal(as_, "user:"), *(_principal(g, "group:") for g in groups)]
-    return Caller.of(*dict.fromkeys(principals), transport="cli", client_id=operator())
+    # Who ran the command is the client; who is searching is the --as principal.
+    client = cli_operator().subject
+    return Caller.of(*dict.fromkeys(principals), transport="cli", client_id=client)
 
 
 async def _search(
     caller: Caller, query: SearchQuery, settings: Settings
 ) -> tuple[SearchResult, int]:
-    async with open_runtime(settings) as runtime:
-        access = runtime.policies.filter_for(caller)
-        service = SearchService(runtime.db, runtime.require_embedder(), settings)
-        started = time.perf_counter()
-        result = await service.search(access, query)
-        await runtime.audit.record(
-            principals=caller.principals,
-            client_id=caller.client_id,
-            transport="cli",
-            method="search",
-            arguments={"query": query.text, "top_k": query.top_k},
-            document_ids=[str(h.document_id) for h in result.hits],
-            chunk_ids=[h.chunk_id for h in result.hits],
-            policy_version=access.policy_version,
-            outcome="ok",
-            latency_ms=(time.perf_counter() - started) * 1000,
+    """The same read use case as the MCP search tool: audited whatever the outcome."""
+    from server.runtime import open_runtime
+    from server.usecases import reading
+
+    async with open_runtime(settings, watch_policies=False) as runtime:
+        readers = reading.Readers(
+            search=SearchService(runtime.db, runtime.require_embedder(), settings),
+            policies=runtime.policies,
+            audit=runtime.audit,
         )
-        return result, access.policy_version
+        arguments: dict[str, Any] = {"query": query.text, "top_k": query.top_k}
+        if query.mode is not None:
+            arguments["mode"] = query.mode
+        result = await reading.search(
+            readers, caller, query, method="search", target="kb search", arguments=arguments
+        )
+        return result, runtime.policies.version
 
 
 def _as_json(result: SearchResult, version: int) -> str:

@@ -11,9 +11,10 @@ import yaml
 from rich.table import Table
 
 from core.errors import ConfigError, ConnectorError, InvalidRequest
-from server.cli.common import State, console, handle_errors
-from server.cli.sync_cmd import counts_line, open_database
-from server.ingest import catalog
+from server.cli.common import console, handle_errors
+from server.cli.operator import confirm_destructive, run_admin
+from server.cli.sync_cmd import counts_line
+from server.usecases import sources
 
 app = typer.Typer(
     help="Register, inspect and remove sources (databases, document folders).",
@@ -73,11 +74,10 @@ def add(
     Credentials must be ${VAR} references; they are expanded from the environment of the
     process that syncs, never stored."""
     raw = load_definition(file, name, kind, options)
-    with open_database(State.settings()) as (_, engine):
-        try:
-            view = catalog.add_source(engine, State.settings(), raw, origin="cli", replace=replace)
-        except (ConnectorError, InvalidRequest) as exc:
-            raise ConfigError(f"source refused: {exc}") from None
+    try:
+        view = run_admin(lambda rt, admin: sources.add_source(rt, admin, raw, replace=replace))
+    except (ConnectorError, InvalidRequest) as exc:
+        raise ConfigError(f"source refused: {exc}") from None
     console.print(
         f"[green]added source {view['name']}[/] ({view['kind']}); "
         f"ingest it with `kb sync {view['name']}`"
@@ -88,10 +88,9 @@ def add(
 @handle_errors
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List sources with their document counts and last run."""
-    with open_database(State.settings()) as (_, engine):
-        sources = catalog.list_sources(engine, State.settings())
+    found = run_admin(sources.list_sources)
     if as_json:
-        console.print_json(json.dumps(sources))
+        console.print_json(json.dumps(found))
         return
     table = Table(
         "name",
@@ -104,7 +103,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         "last run",
         "last success",
     )
-    for s in sources:
+    for s in found:
         last = s["last_run"]
         table.add_row(
             s["name"],
@@ -117,7 +116,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
             f"{last['id']} {last['status']}" if last else "-",
             (s["last_success_at"] or "never")[:19],
         )
-    console.print(table if sources else "no sources; add one with `kb sources add`")
+    console.print(table if found else "no sources; add one with `kb sources add`")
 
 
 @app.command()
@@ -127,8 +126,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show a source: its stored configuration (no secrets), cursor and recent runs."""
-    with open_database(State.settings()) as (_, engine):
-        view = catalog.get_source(engine, State.settings(), name)
+    view = run_admin(lambda rt, admin: sources.get_source(rt, admin, name))
     if as_json:
         console.print_json(json.dumps(view))
         return
@@ -163,8 +161,6 @@ def remove(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Remove a source added with `kb sources add`, with all its documents and chunks."""
-    if not yes and not typer.confirm(f"remove source {name!r} and everything ingested from it?"):
-        raise typer.Exit(1)
-    with open_database(State.settings()) as (_, engine):
-        catalog.remove_source(engine, State.settings(), name)
+    confirm_destructive(yes, f"remove source {name!r} and everything ingested from it?")
+    run_admin(lambda rt, admin: sources.remove_source(rt, admin, name))
     console.print(f"removed source {name}")

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from core.errors import KBError
 from server.cli.common import State, configure_logging, console, fail, handle_errors
+from server.cli.operator import run_admin
 from server.db.engine import DatabaseTarget, make_sync_engine
 from server.embeddings import Embedder, load_embedder
 from server.ingest import repository
@@ -21,6 +22,7 @@ from server.ingest.runs import FINAL_STATUSES, RunCounts, run_view
 from server.ingest.service import run_sync
 from server.runtime import prepare_database
 from server.settings import Settings
+from server.usecases import sources
 
 POLL_S = 0.5
 
@@ -106,18 +108,24 @@ def sync(
     """Sync SOURCE: queue it for `kb worker` (default), or run it here with --inline."""
     settings = State.settings()
     configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
-    with open_database(settings) as (target, engine):
-        if inline:
-            sync_inline(settings, engine, source, full=full)
-            return
-        from server.jobs.enqueue import enqueue_sync
-
-        queued = enqueue_sync(settings, target, engine, source)
-        console.print(f"queued run {queued.run_id} (job {queued.job_id}) for source {source!r}")
-        if wait:
-            report(follow_run(engine, queued.run_id))
-        else:
-            console.print(f"follow it with `kb jobs show {queued.run_id}`; a `kb worker` runs it")
+    if inline:
+        run_admin(
+            lambda rt, admin: sources.sync_here(
+                rt,
+                admin,
+                source,
+                full=full,
+                run=lambda engine: sync_inline(settings, engine, source, full=full),
+            )
+        )
+        return
+    run_id, job_id = run_admin(lambda rt, admin: sources.sync_source(rt, admin, source))
+    console.print(f"queued run {run_id} (job {job_id}) for source {source!r}")
+    if wait:
+        with open_database(settings) as (_, engine):
+            report(follow_run(engine, run_id))
+    else:
+        console.print(f"follow it with `kb jobs show {run_id}`; a `kb worker` runs it")
 
 
 def sync_inline(

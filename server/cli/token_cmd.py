@@ -6,12 +6,49 @@ import typer
 
 from server.auth.dev_issuer import DevIssuer
 from server.auth.service import resource_uri
-from server.cli.common import State, err_console, handle_errors
+from server.cli.common import State, err_console, handle_errors, run_async
+from server.cli.operator import offline_admin
+from server.settings import Settings
 
 app = typer.Typer(
     help="Development tokens: mint a JWT signed by the local dev key (auth mode dev only).",
     no_args_is_help=True,
 )
+
+
+def _record_admin_mint(
+    settings: Settings,
+    sub: str,
+    groups: list[str],
+    email: str | None,
+    scopes: list[str],
+    ttl_s: int,
+) -> None:
+    """An admin token is an admin action: its row is stored before the token is printed."""
+    from server.runtime import prepare_database
+    from server.usecases.operations import audited_operation
+
+    target, _ = prepare_database(settings)
+    try:
+        run_async(
+            audited_operation(
+                settings,
+                target,
+                offline_admin(),
+                method="token.mint",
+                arguments={
+                    "sub": sub,
+                    "groups": groups,
+                    "email": email,
+                    "scopes": scopes,
+                    "ttl_s": ttl_s,
+                    "admin": True,
+                },
+                run=lambda: None,
+            )
+        )
+    finally:
+        target.close()
 
 
 @app.command()
@@ -44,12 +81,9 @@ def mint(
     issuer = DevIssuer(
         settings.home_dir, audience=resource_uri(settings), groups_claim=settings.auth.groups_claim
     )
-    token = issuer.mint(
-        sub,
-        groups=group,
-        email=email,
-        scopes=scopes,
-        ttl_s=ttl or settings.auth.dev_token_ttl_s,
-    )
+    ttl_s = ttl or settings.auth.dev_token_ttl_s
+    if admin:
+        _record_admin_mint(settings, sub, group, email, scopes, ttl_s)
+    token = issuer.mint(sub, groups=group, email=email, scopes=scopes, ttl_s=ttl_s)
     # Plain stdout, no markup: the output is meant for $(...).
     typer.echo(token)

@@ -1,24 +1,30 @@
-"""``/admin/keys``: API keys for service accounts (admin role required)."""
+"""``/admin/keys``: API keys for service accounts (admin role required).
+
+The routes parse and render; :mod:`server.usecases.keys` does the rest."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
-from typing import Annotated
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import InvalidRequest, NotFound
-from core.identity import Caller
-from server.auth.api_keys import ApiKeyService, KeyInfo, NewKey
-from server.http.deps import require_admin
+from policies.capability import AdminCaller
+from server.auth.api_keys import KeyInfo, NewKey
+from server.http.deps import admin_caller
 from server.http.params import StorableText
-from server.runtime import Runtime
+from server.usecases import keys as usecases
+from server.usecases.keys import KeyRequest
 
-router = APIRouter(prefix="/admin/keys", tags=["admin"])
+if TYPE_CHECKING:
+    from server.runtime import Runtime
 
-Admin = Annotated[Caller, Depends(require_admin)]
+# One dependency for the whole router: no route here runs without the admin capability.
+router = APIRouter(prefix="/admin/keys", tags=["admin"], dependencies=[Depends(admin_caller)])
+
+Admin = Annotated[AdminCaller, Depends(admin_caller)]
 
 
 class KeyCreate(BaseModel):
@@ -78,50 +84,37 @@ class NewKeyOut(BaseModel):
         return cls(key=KeyOut.of(new.info), secret=new.secret)
 
 
-def _service(request: Request) -> ApiKeyService:
+def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
-    return runtime.auth.api_keys
-
-
-def _http_error(exc: InvalidRequest | NotFound) -> HTTPException:
-    return HTTPException(status_code=404 if isinstance(exc, NotFound) else 400, detail=exc.message)
+    return runtime
 
 
 @router.get("", summary="List API keys (never their secrets)")
 async def list_keys(request: Request, admin: Admin, include_revoked: bool = False) -> list[KeyOut]:
-    return [KeyOut.of(k) for k in await _service(request).list(include_revoked=include_revoked)]
+    keys = await usecases.list_keys(_runtime(request), admin, include_revoked=include_revoked)
+    return [KeyOut.of(k) for k in keys]
 
 
 @router.post("", status_code=201, summary="Create an API key; the secret is returned once")
 async def create_key(request: Request, admin: Admin, body: KeyCreate) -> NewKeyOut:
-    try:
-        new = await _service(request).create(
-            body.name,
-            created_by=admin.subject,
-            expires_at=body.expires_at,
-            scopes=body.scopes,
-            sources=body.sources,
-            collections=body.collections,
-        )
-    except InvalidRequest as exc:
-        raise _http_error(exc) from None
-    return NewKeyOut.of(new)
+    wanted = KeyRequest(
+        name=body.name,
+        expires_at=body.expires_at,
+        scopes=body.scopes,
+        sources=body.sources,
+        collections=body.collections,
+    )
+    return NewKeyOut.of(await usecases.create_key(_runtime(request), admin, wanted))
 
 
 @router.delete("/{ref}", summary="Revoke an API key (by id or prefix)")
 async def revoke_key(request: Request, admin: Admin, ref: str) -> KeyOut:
-    try:
-        return KeyOut.of(await _service(request).revoke(ref, by=admin.subject))
-    except (InvalidRequest, NotFound) as exc:
-        raise _http_error(exc) from None
+    return KeyOut.of(await usecases.revoke_key(_runtime(request), admin, ref))
 
 
 @router.post("/{ref}/rotate", status_code=201, summary="Replace an API key with a new secret")
 async def rotate_key(
     request: Request, admin: Admin, ref: str, body: KeyRotate | None = None
 ) -> NewKeyOut:
-    grace = timedelta(seconds=body.grace_s if body else 0)
-    try:
-        return NewKeyOut.of(await _service(request).rotate(ref, by=admin.subject, grace=grace))
-    except (InvalidRequest, NotFound) as exc:
-        raise _http_error(exc) from None
+    grace_s = body.grace_s if body else 0
+    return NewKeyOut.of(await usecases.rotate_key(_runtime(request), admin, ref, grace_s=grace_s))

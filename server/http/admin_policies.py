@@ -1,23 +1,21 @@
 """``/admin/policies``: the access policy over REST (admin role required).
 
-The same operations as ``kb policy``, through the same service
-(:class:`policies.admin.PolicyAdmin`). Policies travel as JSON in the policy-file
+The same operations as ``kb policy``, through the same use cases
+(:mod:`server.usecases.policy_admin`). Policies travel as JSON in the policy-file
 structure (``roles``, ``collections``, ``rules``); ``/export`` returns the YAML file.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import InvalidRequest, KBError, NotFound
-from core.identity import Caller
-from policies.admin import PolicyAdmin, parse_principals
+from policies.admin import parse_principals
+from policies.capability import AdminCaller
 from policies.explain import Explanation
-from policies.lint import lint
 from policies.rules import (
     AccessRule,
     CollectionLink,
@@ -29,13 +27,17 @@ from policies.rules import (
     rule_to_mapping,
 )
 from policies.store import Change, StoredItem
-from server.http.deps import require_admin
+from server.http.deps import admin_caller
 from server.http.params import RowId
-from server.runtime import Runtime
+from server.usecases import policy_admin as usecases
 
-router = APIRouter(prefix="/admin/policies", tags=["admin"])
+if TYPE_CHECKING:
+    from server.runtime import Runtime
 
-Admin = Annotated[Caller, Depends(require_admin)]
+# One dependency for the whole router: no route here runs without the admin capability.
+router = APIRouter(prefix="/admin/policies", tags=["admin"], dependencies=[Depends(admin_caller)])
+
+Admin = Annotated[AdminCaller, Depends(admin_caller)]
 
 
 class RuleIn(BaseModel):
@@ -127,50 +129,28 @@ def _explanation_out(why: Explanation) -> dict[str, Any]:
     }
 
 
-def _admin(request: Request) -> PolicyAdmin:
+def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
-    return PolicyAdmin(runtime.policy_store, runtime.policies)
-
-
-def _http_error(exc: KBError) -> HTTPException:
-    return HTTPException(status_code=404 if isinstance(exc, NotFound) else 400, detail=exc.message)
+    return runtime
 
 
 def _policy(data: dict[str, Any] | None) -> PolicySet | None:
     return None if data is None else parse_policy_data(data, "policy")
 
 
-async def _add(request: Request, admin: Caller, item: PolicyItem) -> ChangeOut:
-    try:
-        return ChangeOut.of(await _admin(request).add([item], _rest(admin)))
-    except KBError as exc:
-        raise _http_error(exc) from None
-
-
-def _rest(caller: Caller) -> Caller:
-    """The store audits with the caller's transport; admin REST calls are ``rest``."""
-    return Caller(
-        subject=caller.subject,
-        principals=caller.principals,
-        transport="rest",
-        client_id=caller.client_id,
-        scopes=caller.scopes,
-    )
-
-
 @router.get("", summary="The policy version and every stored rule with its id")
 async def list_policy(request: Request, admin: Admin) -> dict[str, Any]:
-    version, items = await _admin(request).list_items()
+    version, items = await usecases.list_items(_runtime(request), admin)
     return {"version": version, "items": [_item_out(s) for s in items]}
+
+
+async def _add(request: Request, admin: AdminCaller, item: PolicyItem) -> ChangeOut:
+    return ChangeOut.of(await usecases.add_items(_runtime(request), admin, [item]))
 
 
 @router.post("/rules", status_code=201, summary="Add an access rule")
 async def add_rule(request: Request, admin: Admin, body: RuleIn) -> ChangeOut:
-    try:
-        rule = rule_from_mapping(body.model_dump())
-    except KBError as exc:
-        raise _http_error(exc) from None
-    return await _add(request, admin, rule)
+    return await _add(request, admin, rule_from_mapping(body.model_dump()))
 
 
 @router.post("/roles", status_code=201, summary="Give a member a role")
@@ -185,37 +165,28 @@ async def add_collection(request: Request, admin: Admin, body: CollectionIn) -> 
 
 @router.delete("/{rule_id}", summary="Remove a rule by id")
 async def remove_rule(request: Request, admin: Admin, rule_id: RowId) -> ChangeOut:
-    try:
-        return ChangeOut.of(await _admin(request).remove([rule_id], _rest(admin)))
-    except KBError as exc:
-        raise _http_error(exc) from None
+    return ChangeOut.of(await usecases.remove_items(_runtime(request), admin, [rule_id]))
 
 
 @router.post("/import", summary="Merge a policy into the stored one, or replace it")
 async def import_policy(request: Request, admin: Admin, body: ImportIn) -> ChangeOut:
-    try:
-        policy = parse_policy_data(body.policy, "policy")
-        change = await _admin(request).import_policy(policy, _rest(admin), replace=body.replace)
-    except KBError as exc:
-        raise _http_error(exc) from None
+    policy = parse_policy_data(body.policy, "policy")
+    change = await usecases.import_policy(_runtime(request), admin, policy, replace=body.replace)
     return ChangeOut.of(change)
 
 
 @router.get("/export", response_class=PlainTextResponse, summary="The stored policy as YAML")
 async def export_policy(request: Request, admin: Admin) -> PlainTextResponse:
-    return PlainTextResponse(await _admin(request).export(), media_type="application/yaml")
+    text = await usecases.export_policy(_runtime(request), admin)
+    return PlainTextResponse(text, media_type="application/yaml")
 
 
 @router.post("/lint", summary="Lint a policy (or, without one, the stored policy)")
 async def lint_policy(
     request: Request, admin: Admin, body: PolicyIn | None = None
 ) -> dict[str, Any]:
-    try:
-        issues = (
-            lint(parse_policy_data(body.policy)) if body else await _admin(request).lint_stored()
-        )
-    except KBError as exc:
-        raise _http_error(exc) from None
+    policy = parse_policy_data(body.policy) if body else None
+    issues = await usecases.lint_policy(_runtime(request), admin, policy)
     return {
         "ok": not any(i.severity == "error" for i in issues),
         "issues": [
@@ -226,10 +197,9 @@ async def lint_policy(
 
 @router.post("/test", summary="Check expectations: principals against documents")
 async def test_policy(request: Request, admin: Admin, body: TestsIn) -> dict[str, Any]:
-    try:
-        outcomes = await _admin(request).run_tests({"tests": body.tests}, _policy(body.policy))
-    except KBError as exc:
-        raise _http_error(exc) from None
+    outcomes = await usecases.run_tests(
+        _runtime(request), admin, {"tests": body.tests}, _policy(body.policy)
+    )
     return {
         "passed": all(o.passed for o in outcomes),
         "results": [
@@ -253,10 +223,7 @@ async def explain_access(
     as_: Annotated[str, Query(alias="as", description="Principals, comma-separated.")],
     doc: Annotated[str, Query(description="Document id.")],
 ) -> dict[str, Any]:
-    try:
-        why = await _admin(request).explain(parse_principals(as_), doc)
-    except KBError as exc:
-        raise _http_error(exc) from None
+    why = await usecases.explain(_runtime(request), admin, parse_principals(as_), doc)
     return _explanation_out(why)
 
 
@@ -264,25 +231,14 @@ async def explain_access(
 async def who_can(
     request: Request, admin: Admin, doc: Annotated[str, Query(description="Document id.")]
 ) -> list[dict[str, Any]]:
-    try:
-        readers = await _admin(request).who_can(doc)
-    except KBError as exc:
-        raise _http_error(exc) from None
+    readers = await usecases.who_can(_runtime(request), admin, doc)
     return [{"principal": r.principal, **_explanation_out(r.explanation)} for r in readers]
 
 
 @router.post("/diff", summary="Per principal, the documents a proposed policy grants or takes away")
 async def diff_policy(request: Request, admin: Admin, body: PolicyIn) -> list[dict[str, Any]]:
-    try:
-        proposed = parse_policy_data(body.policy, "policy")
-        errors = [i for i in lint(proposed) if i.severity == "error"]
-        if errors:
-            raise InvalidRequest(
-                "the proposed policy does not lint clean: " + "; ".join(map(str, errors[:5]))
-            )
-        changes = await _admin(request).diff(proposed)
-    except KBError as exc:
-        raise _http_error(exc) from None
+    proposed = parse_policy_data(body.policy, "policy")
+    changes = await usecases.diff(_runtime(request), admin, proposed)
     return [
         {"principal": c.principal, "gained": list(c.gained), "lost": list(c.lost)} for c in changes
     ]

@@ -1,36 +1,29 @@
 """``/admin/sources`` and ``/admin/jobs``: sources, syncs and ingest runs (admin role).
 
-The handlers call the same blocking services as ``kb sources``/``kb sync``/``kb jobs``
-(:mod:`server.ingest.catalog`, :mod:`server.jobs.enqueue`) on worker threads, so the event
-loop never waits on a connector check or a sync database call. Admin calls are rare; the
-sync engine uses no pool (``NullPool``), so nothing outlives a request.
+The routes parse and render; :mod:`server.usecases.sources` runs the blocking catalog
+services on worker threads and writes the audit rows. Errors map once, in
+:mod:`server.http.errors`.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
 
-from core.errors import ConfigError, ConnectorError, InvalidRequest, KBError, NotFound
-from core.identity import Caller
-from server.http.deps import require_admin
+from policies.capability import AdminCaller
+from server.http.deps import admin_caller
 from server.http.params import RowId
-from server.ingest import catalog
-from server.ingest.service import SyncBusy
-from server.jobs.enqueue import SyncAlreadyQueued, enqueue_sync
-from server.runtime import Runtime
+from server.usecases import sources as usecases
 
-router = APIRouter(tags=["admin"])
+if TYPE_CHECKING:
+    from server.runtime import Runtime
 
-Admin = Annotated[Caller, Depends(require_admin)]
-T = TypeVar("T")
+# One dependency for the whole router: no route here runs without the admin capability.
+router = APIRouter(tags=["admin"], dependencies=[Depends(admin_caller)])
+
+Admin = Annotated[AdminCaller, Depends(admin_caller)]
 
 
 class SyncQueued(BaseModel):
@@ -39,34 +32,14 @@ class SyncQueued(BaseModel):
     source: str
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine | None = getattr(request.app.state, "admin_sync_engine", None)
-    if engine is None:
-        runtime: Runtime = request.app.state.runtime
-        engine = create_engine(runtime.target.url, poolclass=NullPool)
-        request.app.state.admin_sync_engine = engine
-    return engine
-
-
-async def _call(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking service off the loop and map the error tree to HTTP once."""
-    try:
-        return await asyncio.to_thread(func, *args, **kwargs)
-    except NotFound as exc:
-        raise HTTPException(status_code=404, detail=exc.message) from None
-    except (SyncAlreadyQueued, SyncBusy) as exc:
-        raise HTTPException(status_code=409, detail=exc.message) from None
-    except (InvalidRequest, ConfigError, ConnectorError) as exc:
-        raise HTTPException(status_code=400, detail=exc.message) from None
-    except KBError as exc:
-        raise HTTPException(status_code=503, detail=exc.message) from None
-    except DBAPIError:
-        raise HTTPException(status_code=503, detail="the database is unavailable") from None
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 @router.get("/admin/sources", summary="List sources with document counts and last run")
 async def list_sources(request: Request, admin: Admin) -> list[dict[str, Any]]:
-    return await _call(catalog.list_sources, _engine(request), request.app.state.settings)
+    return await usecases.list_sources(_runtime(request), admin)
 
 
 @router.post(
@@ -83,33 +56,18 @@ async def add_source(
     """The body is one source definition as in the configuration file (``name``, ``kind``,
     then the kind's options). Refused with the reason: a missing directory, table or column,
     a query that is not a SELECT, a literal credential instead of a ``${VAR}`` reference."""
-    return await _call(
-        catalog.add_source,
-        _engine(request),
-        request.app.state.settings,
-        definition,
-        origin="api",
-        replace=replace,
-    )
+    return await usecases.add_source(_runtime(request), admin, definition, replace=replace)
 
 
 @router.get("/admin/sources/{name}", summary="One source: configuration, cursor, recent runs")
 async def get_source(request: Request, admin: Admin, name: str) -> dict[str, Any]:
-    return await _call(catalog.get_source, _engine(request), request.app.state.settings, name)
+    return await usecases.get_source(_runtime(request), admin, name)
 
 
 @router.post("/admin/sources/{name}/sync", status_code=202, summary="Queue a sync of the source")
 async def sync_source(request: Request, admin: Admin, name: str) -> SyncQueued:
-    runtime: Runtime = request.app.state.runtime
-    queued = await _call(
-        enqueue_sync,
-        request.app.state.settings,
-        runtime.target,
-        _engine(request),
-        name,
-        trigger="api",
-    )
-    return SyncQueued(run_id=queued.run_id, job_id=queued.job_id, source=name)
+    run_id, job_id = await usecases.sync_source(_runtime(request), admin, name)
+    return SyncQueued(run_id=run_id, job_id=job_id, source=name)
 
 
 @router.delete(
@@ -118,7 +76,7 @@ async def sync_source(request: Request, admin: Admin, name: str) -> SyncQueued:
     summary="Remove a source with its documents and chunks",
 )
 async def remove_source(request: Request, admin: Admin, name: str) -> Response:
-    await _call(catalog.remove_source, _engine(request), request.app.state.settings, name)
+    await usecases.remove_source(_runtime(request), admin, name)
     return Response(status_code=204)
 
 
@@ -129,12 +87,12 @@ async def list_jobs(
     source: str | None = Query(None, description="Only runs of this source."),
     limit: int = Query(50, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
-    return await _call(catalog.list_runs, _engine(request), source=source, limit=limit)
+    return await usecases.list_jobs(_runtime(request), admin, source=source, limit=limit)
 
 
 @router.get("/admin/jobs/{run_id}", summary="One run: status, counts, failed documents")
 async def get_job(request: Request, admin: Admin, run_id: RowId) -> dict[str, Any]:
-    return await _call(catalog.get_run, _engine(request), run_id)
+    return await usecases.get_job(_runtime(request), admin, run_id)
 
 
 __all__ = ["router"]

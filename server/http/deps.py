@@ -2,9 +2,9 @@
 
 ``current_caller`` authenticates the ``Authorization`` header (a bearer JWT or an API key)
 and maps failures to RFC 6750 answers whose ``WWW-Authenticate`` points at the RFC 9728
-protected-resource metadata. ``require_admin`` adds the admin role and, for OAuth tokens,
-the admin scope. Both stash the result on ``request.state`` so handlers and the audit
-recorder see the same identity.
+protected-resource metadata. ``admin_caller`` turns the caller into the admin capability
+(:class:`~policies.capability.AdminCaller`, minted by ``policies/`` only); it is the one
+router-level dependency of every ``/admin`` route, and records every refusal.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, Request
 
-from core.errors import AuthError, InsufficientScope
+from core.errors import AccessDenied, AuthError, InsufficientScope
 from core.identity import Caller
+from policies.capability import AdminCaller
 from server.auth.service import Authenticated, Authenticator, www_authenticate
+from server.usecases.admin import admin_of
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
     from server.settings import Settings
 
 log = logging.getLogger(__name__)
-
-ADMIN_ROLE = "role:admin"
 
 
 def _runtime(request: Request) -> Runtime:
@@ -93,32 +93,50 @@ async def current_caller(request: Request) -> Caller:
     return (await authenticate_request(request)).caller
 
 
-async def is_admin(request: Request, caller: Caller) -> bool:
-    """Bootstrap admins from settings, or role:admin granted by the policy engine."""
-    if ADMIN_ROLE in caller.principals:
-        return True
-    if set(_settings(request).auth.admin_principals) & caller.principals:
-        return True
-    # role:admin granted through the policies (role hierarchy included).
-    return _runtime(request).policies.is_admin(caller)
+async def _refused(request: Request, caller: Caller | None, reason: str) -> None:
+    """A refused /admin call leaves its audit row too (no use case ran, so it is written here)."""
+    runtime = _runtime(request)
+    await runtime.audit.record(
+        principals=caller.principals if caller else (),
+        client_id=caller.client_id if caller else None,
+        transport="rest",
+        method="admin.authorize",
+        target=_action(request),
+        outcome="denied",
+        error=reason,
+    )
 
 
-async def require_admin(request: Request) -> Caller:
-    """The caller, who must hold role:admin and (for OAuth tokens) the admin scope."""
-    # The admin scope stands on its own: an admin token need not also carry kb.read.
-    authenticated = await authenticate_request(request, required_scopes=[])
+def _action(request: Request) -> str:
+    return f"{request.method} {request.url.path}"
+
+
+async def admin_caller(request: Request) -> AdminCaller:
+    """The admin capability for this request: role:admin, not a narrowed API key, and (for
+    OAuth tokens) the admin scope. The one dependency of every ``/admin`` route."""
+    cached: AdminCaller | None = getattr(request.state, "admin", None)
+    if cached is not None:
+        return cached
+    try:
+        # The admin scope stands on its own: an admin token need not also carry kb.read.
+        authenticated = await authenticate_request(request, required_scopes=[])
+    except HTTPException as exc:
+        await _refused(request, None, str(exc.detail))
+        raise
     caller = authenticated.caller
+    runtime = _runtime(request)
     if authenticated.method in ("jwt", "dev"):
         try:
-            _runtime(request).auth.require_scopes(
-                authenticated, [_settings(request).auth.admin_scope]
-            )
+            runtime.auth.require_scopes(authenticated, [_settings(request).auth.admin_scope])
         except InsufficientScope as exc:
-            raise _forbidden_scope(_runtime(request).auth, exc) from None
-    if not await is_admin(request, caller):
-        log.info("admin access refused for %s", caller.subject)
-        raise HTTPException(status_code=403, detail="the admin role is required")
-    return caller
+            await _refused(request, caller, exc.message)
+            raise _forbidden_scope(runtime.auth, exc) from None
+    try:
+        admin = await admin_of(runtime, caller, action=_action(request))
+    except AccessDenied as exc:
+        raise HTTPException(status_code=403, detail=exc.message) from None
+    request.state.admin = admin
+    return admin
 
 
-__all__ = ["ADMIN_ROLE", "authenticate_request", "current_caller", "is_admin", "require_admin"]
+__all__ = ["admin_caller", "authenticate_request", "current_caller"]

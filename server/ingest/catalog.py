@@ -6,10 +6,10 @@ Each function returns plain JSON-ready dictionaries so both doors shape the same
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from connectors.config import SourceConfigBase
 from core.errors import InvalidRequest, NotFound
@@ -24,6 +24,9 @@ from server.ingest.sources import (
     upsert_configured_sources,
 )
 from server.settings import Settings
+
+# Writes the audit row of a change on its connection, before the change commits.
+AuditHook = Callable[[Connection], None]
 
 
 def list_sources(engine: Engine, settings: Settings) -> list[dict[str, Any]]:
@@ -102,7 +105,9 @@ def add_source(
     *,
     origin: str,
     replace: bool = False,
+    audit: AuditHook | None = None,
 ) -> dict[str, Any]:
+    """``audit`` writes the audit row on the connection, inside the change's transaction."""
     name = raw.get("name")
     if isinstance(name, str) and settings.source(name) is not None:
         raise InvalidRequest(f"source {name!r} is defined in the configuration file; edit it there")
@@ -123,10 +128,14 @@ def add_source(
             origin=origin,
             enabled=config.enabled,
         )
+        if audit is not None:
+            audit(conn)
     return get_source(engine, settings, config.name)
 
 
-def remove_source(engine: Engine, settings: Settings, name: str) -> None:
+def remove_source(
+    engine: Engine, settings: Settings, name: str, *, audit: AuditHook | None = None
+) -> None:
     """Delete a source with all its documents and chunks."""
     if settings.source(name) is not None:
         raise InvalidRequest(
@@ -135,6 +144,8 @@ def remove_source(engine: Engine, settings: Settings, name: str) -> None:
     with engine.begin() as conn:
         if not repository.delete_source(conn, name):
             raise NotFound(f"no source named {name!r}")
+        if audit is not None:
+            audit(conn)
 
 
 def list_runs(

@@ -27,6 +27,7 @@ from mcp_types import (
 from core.errors import DatabaseUnavailable
 from server.mcp.calls import protocol_error
 from server.mcp.state import McpState
+from server.usecases import reading
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +84,13 @@ class ArgumentGate:
 async def _audit_rejected(
     ctx: ServerRequestContext[Any, Any], params: CallToolRequestParams, found: list[str]
 ) -> None:
+    """A rejected call is recorded like any other call, through the same read path."""
     state = ctx.lifespan_context
     if not isinstance(state, McpState):
         return
-    caller = state.caller()
     try:
-        await state.audit.record(
-            principals=caller.principals,
-            client_id=caller.client_id,
-            transport=caller.transport,
-            method="tools/call",
-            target=params.name,
-            arguments={"rejected": found},
-            outcome="invalid",
-            error="invalid arguments",
+        await reading.record_rejected(
+            state, state.caller(), method="tools/call", target=params.name, problems=found
         )
     except DatabaseUnavailable as exc:
         raise protocol_error(exc) from None

@@ -1,7 +1,8 @@
 """The one path every MCP call takes: identify, authorize, run, audit, answer safely.
 
-``guarded`` resolves the caller, asks the policy engine for the caller's access filter and
-records the audit row when the call ends (with the outcome the domain error implies). The
+``guarded`` resolves the caller and hands it to the application layer's read path
+(:func:`server.usecases.reading.authorized_read`: access filter, then one audit row with
+the outcome the domain error implies). The
 ``*_error`` helpers turn a domain error into what the client sees, once, so no handler
 forms its own message: denied and missing read the same (the services already say
 "not found" for both), and nothing internal (SQL, paths, stack traces) leaves the server.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -28,10 +28,8 @@ from core.errors import (
     NotFound,
     PolicyError,
 )
-from core.identity import Caller
-from policies.access import AccessFilter
-from server.audit.recorder import CallRecord
 from server.mcp.state import McpState
+from server.usecases.reading import Read, authorized_read
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +42,8 @@ FAILED = "the request failed on the server; try again, or ask an administrator i
 RESOURCE_NOT_FOUND = "Resource not found"
 
 
-@dataclass(frozen=True)
-class Call:
-    """One authorized call in progress."""
-
-    caller: Caller
-    access: AccessFilter
-    record: CallRecord
+# One authorized call in progress (the application layer's read).
+Call = Read
 
 
 @asynccontextmanager
@@ -60,13 +53,13 @@ async def guarded(
     method: str,
     target: str | None = None,
     arguments: Mapping[str, Any] | None = None,
-) -> AsyncIterator[Call]:
-    """Caller -> access filter -> the body -> one audit row (written even on failure)."""
-    caller = state.caller()
-    async with state.audit.call(caller, method=method, target=target, arguments=arguments) as rec:
-        access = await state.access_for(caller)
-        rec.policy_version = access.policy_version
-        yield Call(caller=caller, access=access, record=rec)
+) -> AsyncIterator[Read]:
+    """The MCP caller through the application layer's read path: access filter -> the
+    body -> one audit row (written even on failure). See :mod:`server.usecases.reading`."""
+    async with authorized_read(
+        state, state.caller(), method=method, target=target, arguments=arguments
+    ) as read:
+        yield read
 
 
 def public_message(exc: KBError) -> str:

@@ -30,6 +30,7 @@ from server.mcp.state import McpState, state_of
 from server.mcp.tools import tool_names
 from server.search.schemas import DocumentView
 from server.settings import McpSettings
+from server.usecases import reading
 
 DocumentId = Annotated[
     str,
@@ -145,7 +146,8 @@ def register_prompts(server: MCPServer[McpState], settings: McpSettings) -> None
 
 
 class PromptGate:
-    """Wraps ``prompts/get``: unknown prompts and missing arguments are invalid params."""
+    """Wraps ``prompts/get``: an unknown prompt, a missing or unknown argument, and text
+    that cannot be stored (NUL, unpaired surrogates) are invalid params, and recorded."""
 
     def __init__(self, server: MCPServer[McpState], inner: Any) -> None:
         self._server = server
@@ -159,11 +161,26 @@ class PromptGate:
         if prompt is None:
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {params.name}")
         given = params.arguments or {}
-        missing = [a.name for a in prompt.arguments or [] if a.required and a.name not in given]
-        if missing:
+        declared = {a.name for a in prompt.arguments or []}
+        problems = [
+            f"missing required argument {a.name}"
+            for a in prompt.arguments or []
+            if a.required and a.name not in given
+        ]
+        # The SDK would fail on an unknown argument with an internal error (-32603).
+        problems += [f"unknown argument {name}" for name in sorted(set(given) - declared)]
+        # Text no document id, question or audit row can hold: refuse it as bad input
+        # rather than letting it fail deeper as "temporarily unavailable".
+        problems += [
+            f"argument {name} contains a NUL character or an unpaired surrogate"
+            for name, value in sorted(given.items())
+            if isinstance(value, str) and not _storable(value)
+        ]
+        if problems:
+            await _audit_rejected(ctx, params.name, problems)
             raise MCPError(
                 code=INVALID_PARAMS,
-                message=f"Missing required argument(s) for {params.name}: {', '.join(missing)}",
+                message=f"Invalid arguments for {params.name}: {'; '.join(problems)}",
             )
         try:
             result: GetPromptResult | InputRequiredResult = await self._inner(ctx, params)
@@ -173,6 +190,30 @@ class PromptGate:
             # The SDK wraps rendering failures in ValueError; their text stays in the log.
             raise MCPError(code=INTERNAL_ERROR, message=f"Prompt {params.name} failed") from exc
         return result
+
+
+def _storable(value: str) -> bool:
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+async def _audit_rejected(
+    ctx: ServerRequestContext[Any, Any], prompt: str, problems: list[str]
+) -> None:
+    state = ctx.lifespan_context
+    if not isinstance(state, McpState):
+        return
+    try:
+        await reading.record_rejected(
+            state, state.caller(), method="prompts/get", target=prompt, problems=problems
+        )
+    except KBError as exc:
+        raise protocol_error(exc) from None
 
 
 __all__ = ["PROMPT_NAMES", "PromptGate", "register_prompts"]

@@ -17,7 +17,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from core.errors import KBError
-from server.mcp.calls import guarded, tool_error
+from server.mcp.calls import tool_error
 from server.mcp.schemas import (
     CHUNK_ID_PREFIX,
     FetchOutput,
@@ -33,6 +33,7 @@ from server.mcp.state import McpState, state_of
 from server.search.schemas import SearchFilters, SearchQuery
 from server.search.validation import make_filters
 from server.settings import McpSettings
+from server.usecases import reading
 
 SEARCH_DESCRIPTION = (
     "Search the organisation's knowledge base (keyword and semantic search combined) and get "
@@ -137,15 +138,13 @@ def register_tools(server: MCPServer[McpState], settings: McpSettings) -> None:
             arguments["filters"] = filters.model_dump(exclude_none=True)
         await ctx.report_progress(0, 2, "searching")
         try:
-            async with guarded(
-                state, method="tools/call", target=name, arguments=arguments
-            ) as call:
-                result = await state.search.search(
-                    call.access,
-                    SearchQuery(text=query, top_k=top_k, filters=_filters(filters), mode=mode),
-                )
-                call.record.documents(h.document_id for h in result.hits)
-                call.record.chunks(h.chunk_id for h in result.hits)
+            result = await reading.search(
+                state,
+                state.caller(),
+                SearchQuery(text=query, top_k=top_k, filters=_filters(filters), mode=mode),
+                target=name or "search",
+                arguments=arguments,
+            )
         except KBError as exc:
             raise tool_error(exc) from None
         await ctx.report_progress(2, 2, f"{len(result.hits)} results")
@@ -168,32 +167,32 @@ def register_tools(server: MCPServer[McpState], settings: McpSettings) -> None:
     ) -> FetchOutput:
         state = state_of(ctx)
         ref = id.strip()
+        recorded = {"id": ref, "neighbours": neighbours}
+        target = names["fetch"] or "fetch"
         try:
-            async with guarded(
-                state,
-                method="tools/call",
-                target=names["fetch"],
-                arguments={"id": ref, "neighbours": neighbours},
-            ) as call:
-                if ref.startswith(CHUNK_ID_PREFIX):
-                    chunk = await state.search.fetch_chunk(
-                        call.access, ref.removeprefix(CHUNK_ID_PREFIX), neighbours
-                    )
-                    call.record.documents([chunk.summary.document_id])
-                    passages = (*chunk.before, chunk.chunk, *chunk.after)
-                    call.record.chunks(c.chunk_id for c in passages)
-                    return fetch_of_chunk(chunk)
-                doc = await state.search.fetch_document(call.access, ref)
-                call.record.documents([doc.summary.document_id])
-                return fetch_of_document(doc)
+            if ref.startswith(CHUNK_ID_PREFIX):
+                chunk = await reading.fetch_chunk(
+                    state,
+                    state.caller(),
+                    ref.removeprefix(CHUNK_ID_PREFIX),
+                    neighbours,
+                    target=target,
+                    arguments=recorded,
+                )
+                return fetch_of_chunk(chunk)
+            doc = await reading.fetch_document(
+                state, state.caller(), ref, target=target, arguments=recorded
+            )
+            return fetch_of_document(doc)
         except KBError as exc:
             raise tool_error(exc) from None
 
     async def list_sources(ctx: Context[McpState, Any]) -> SourcesOutput:
         state = state_of(ctx)
         try:
-            async with guarded(state, method="tools/call", target=names["list_sources"]) as call:
-                sources = await state.search.list_sources(call.access)
+            sources = await reading.list_sources(
+                state, state.caller(), target=names["list_sources"] or "list_sources"
+            )
         except KBError as exc:
             raise tool_error(exc) from None
         return SourcesOutput(sources=[SourceInfo.of(s) for s in sources])

@@ -41,24 +41,29 @@ def test_admin_calls_are_audited_and_the_log_is_append_only(
         r = httpx.get(f"{url}/admin/audit", headers=root, params={"limit": 10})
         assert r.status_code == 200
         rows = r.json()
-        assert [(x["method"], x["outcome"]) for x in rows] == [
-            ("POST /admin/keys", "ok"),
-            ("GET /admin/keys", "denied"),
-            ("GET /admin/keys", "denied"),
-            ("DELETE /admin/keys/{ref}", "not_found"),
+        assert [(x["method"], x["target"], x["outcome"]) for x in rows] == [
+            ("keys.create", "etl", "ok"),
+            ("admin.authorize", "GET /admin/keys", "denied"),
+            ("admin.authorize", "GET /admin/keys", "denied"),
+            ("keys.revoke", "missing0000", "not_found"),
         ]
         first = rows[0]
         assert first["principals"] == ["group:ops", "user:root"]
         assert first["client_id"] == "kb-cli" and first["transport"] == "rest"
         assert first["latency_ms"] > 0
+        # The scrubbed request and what it produced (never the secret).
+        assert first["arguments"]["name"] == "etl"
+        assert first["arguments"]["result"]["principal"] == "svc:etl"
         assert rows[1]["principals"] == ["user:bob"]
         assert rows[2]["principals"] == []  # refused before anyone was identified
-        assert rows[3]["target"] == "/admin/keys/missing0000"
         # Filters.
         only_bob = httpx.get(f"{url}/admin/audit", headers=root, params={"principal": "user:bob"})
         assert [x["principals"] for x in only_bob.json()] == [["user:bob"]]
         denied = httpx.get(f"{url}/admin/audit", headers=root, params={"outcome": "denied"})
         assert len(denied.json()) == 2
+        # Reading the log is recorded as well.
+        reads = httpx.get(f"{url}/admin/audit", headers=root, params={"limit": 3}).json()
+        assert reads[-1]["method"] == "audit.read"
         assert httpx.get(f"{url}/admin/audit", headers=bob).status_code == 403
 
     # Append-only: the trigger refuses UPDATE, DELETE and TRUNCATE, even for the owner.
@@ -115,6 +120,11 @@ def test_audit_store_down(
         else:
             assert r.status_code == 201
         # Either way the record is not lost: it is in the error log.
-        assert any("audit write failed" in m and "POST /admin/keys" in m for m in caplog.messages)
+        assert any("audit write failed" in m and "keys.create" in m for m in caplog.messages)
         # With the table back, calls go through and are recorded again.
-        assert httpx.get(f"{url}/admin/keys", headers=root).status_code == 200
+        listed = httpx.get(f"{url}/admin/keys", headers=root)
+        assert listed.status_code == 200
+        # Fail-closed: the audit row and the key were one transaction, so no key exists
+        # (the old code answered 503 with the key already committed).
+        names = [k["name"] for k in listed.json()]
+        assert names == ([] if fail_closed else ["etl"])

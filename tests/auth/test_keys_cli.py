@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from server.cli.main import app
+from server.usecases.admin import os_user
 
 
 @pytest.fixture
@@ -61,15 +62,20 @@ def test_keys_and_audit_commands(config: Path) -> None:
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     methods = [(r["method"], r["outcome"]) for r in rows]
-    assert ("keys create", "ok") in methods
-    assert ("keys revoke", "invalid") in methods
-    assert all(r["transport"] == "cli" and r["client_id"].startswith("cli:") for r in rows)
+    assert ("keys.create", "ok") in methods
+    assert ("keys.create", "invalid") in methods
+    assert ("keys.revoke", "not_found") in methods
+    # One identity for the operator on every command (it was svc:cli:x, cli:x or nothing).
+    operator = sorted(["role:admin", f"user:cli:{os_user()}"])
+    assert all(r["transport"] == "cli" and r["client_id"] == "kb-cli" for r in rows)
+    assert all(r["principals"] == operator for r in rows)
 
     code, out, err = kb(config, "audit", "export", "--since", "2000-01-01", "--format", "csv")
     assert code == 0, err
     exported = list(csv.DictReader(io.StringIO(out)))
-    assert len(exported) == len(rows) + 1  # plus the tail call itself
-    assert json.loads(exported[0]["principals"]) == []
+    assert len(exported) == len(rows) + 2  # plus the tail and the export themselves
+    assert [r["method"] for r in exported[-2:]] == ["audit.read", "audit.export"]
+    assert json.loads(exported[0]["principals"]) == operator
 
     code, _, err = kb(config, "audit", "export", "--since", "yesterday")
     assert code == 1 and "not an ISO date" in err

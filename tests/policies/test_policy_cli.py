@@ -121,7 +121,10 @@ tests:
     listing = json.loads(out)
     assert listing["version"] == 2 and len(listing["items"]) == 7
     bob_rule = next(i for i in listing["items"] if i["rule"].startswith("allow user:bob"))
-    assert invoke(kb, "remove", str(bob_rule["id"]))[0] == 0
+    # Destructive: refused without --yes when nobody can confirm (CliRunner's stdin).
+    code, out = invoke(kb, "remove", str(bob_rule["id"]))
+    assert code == 2 and "--yes" in out
+    assert invoke(kb, "remove", str(bob_rule["id"]), "--yes")[0] == 0
 
     code, out = invoke(kb, "export")
     assert code == 0 and "collection:hr" in out and "user:bob" not in out
@@ -136,7 +139,7 @@ def test_policy_errors_are_one_clear_line(kb: CliRunner, tmp_path: Path) -> None
     assert code == 1 and "policy refused" in out
     code, out = invoke(kb, "add", "rule", "user:a", "*", "--when", "title == 'x'")
     assert code == 1 and "expected ATTRIBUTE OP VALUE" in out
-    code, out = invoke(kb, "remove", "999")
+    code, out = invoke(kb, "remove", "999", "--yes")
     assert code == 1 and "no policy rule with id 999" in out
     code, out = invoke(kb, "explain", "--as", "alice", "--doc", DOC)
     assert code == 1 and "prefix" in out
