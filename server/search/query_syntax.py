@@ -21,6 +21,23 @@ _OR = re.compile(r"\bOR\b")
 PROSE_WORDS = 16
 
 
+_TOKEN = re.compile(r"[^\W_]+(?:[-_./@:+#][^\W_]+)*")
+# Digits, an underscore or @, a dotted name (fleet.yaml) or an inner capital (PaymentGateway).
+_IDENTIFIER = re.compile(r"\d|[_@]|[^\W\d_]\.[^\W\d_]|[a-z][A-Z]")
+
+
+def looks_up_identifier(text: str) -> bool:
+    """True for a short query naming a code, version, file, address or CamelCase name.
+
+    Such a query is a lookup: the exact token decides, and embeddings blur exactly these
+    (ERR-4031 and ERR-4013 embed alike). Long prose questions never count, even when they
+    mention a number.
+    """
+    if len(text.split()) > PROSE_WORDS:
+        return False
+    return any(_IDENTIFIER.search(t) for t in _TOKEN.findall(text))
+
+
 @dataclass(frozen=True)
 class ParsedQuery:
     """What to score (all positive words), what to require and what to exclude."""
@@ -44,4 +61,4 @@ def parse_query(text: str) -> ParsedQuery:
     return ParsedQuery(scored=" ".join(scored.split()), phrases=phrases, excluded=excluded)
 
 
-__all__ = ["PROSE_WORDS", "ParsedQuery", "parse_query"]
+__all__ = ["PROSE_WORDS", "ParsedQuery", "looks_up_identifier", "parse_query"]

@@ -25,7 +25,7 @@ from server.embeddings import AsyncEmbedder
 from server.search import keyword as kw
 from server.search import repository as repo
 from server.search.passages import highlight, make_passage
-from server.search.query_syntax import ParsedQuery, parse_query
+from server.search.query_syntax import ParsedQuery, looks_up_identifier, parse_query
 from server.search.schemas import (
     DOCUMENT_URI_PREFIX,
     ChunkText,
@@ -94,6 +94,19 @@ def weighted_rrf(
             prev = fused.get(cand.chunk_id)
             score = (prev[0] if prev else 0.0) + weight / (k + rank)
             fused[cand.chunk_id] = (score, prev[1] if prev else cand)
+    return fused
+
+
+def keyword_first(lexical: Ranking, vector: Ranking) -> dict[int, tuple[float, repo.Candidate]]:
+    """A lookup of an exact code: keyword matches in BM25 order, then the semantic hits.
+
+    Reciprocal rank fusion is too flat to let the exact match decide (rank 1 and rank 2 of
+    one leg differ by 1/61 - 1/62), and embeddings rank near misses (ERR-4013 for
+    ERR-4031) as high as the match. The fused score stays an RRF-like value in (0, 1].
+    """
+    fused: dict[int, tuple[float, repo.Candidate]] = {}
+    for rank, cand in enumerate([*lexical, *vector], start=1):
+        fused.setdefault(cand.chunk_id, (1.0 / (RRF_K + rank), cand))
     return fused
 
 
@@ -197,9 +210,12 @@ class SearchService:
         vector = self._above_floor(vector, {c.chunk_id for c in lexical})
         if mode == "hybrid":
             s = self._settings.search
-            fused = weighted_rrf(
-                [(s.keyword_weight, lexical), (s.semantic_weight, vector)], k=s.rrf_k
-            )
+            if s.lookups_keyword_first and lexical and looks_up_identifier(text):
+                fused = keyword_first(lexical, vector)
+            else:
+                fused = weighted_rrf(
+                    [(s.keyword_weight, lexical), (s.semantic_weight, vector)], k=s.rrf_k
+                )
         elif mode == "keyword":
             fused = _as_scored(lexical)
         else:
@@ -407,5 +423,6 @@ __all__ = [
     "SearchService",
     "SearchTuning",
     "best_chunk_per_document",
+    "keyword_first",
     "weighted_rrf",
 ]

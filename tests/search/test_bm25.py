@@ -24,6 +24,9 @@ from server.embeddings.base import Embedder
 from server.ingest import repository as ingest
 from server.ingest.chunking import ChunkText
 from server.search import SearchFilters, SearchQuery
+from server.search.query_syntax import looks_up_identifier
+from server.search.repository import Candidate
+from server.search.service import best_chunk_per_document, keyword_first, weighted_rrf
 from server.settings import Settings
 from tests.search.corpus import Doc, acl_filter, insert_documents, insert_sources, open_service
 
@@ -269,3 +272,29 @@ async def test_mode_is_checked_and_semantic_runs_without_words(
         assert (await svc.search(eng, SearchQuery("database copy", mode="keyword"))).hits == ()
         semantic = await svc.search(eng, SearchQuery("database copy", mode="semantic"))
         assert semantic.hits and semantic.hits[0].title in {"Backups", "Restores"}
+
+
+def test_lookups_put_keyword_matches_first_where_rrf_would_not() -> None:
+    doc = uuid.uuid4
+    exact, near, other = (
+        Candidate(1, doc(), 9.0),
+        Candidate(2, doc(), 4.0),
+        Candidate(3, doc(), 0.1),
+    )
+    lexical = [exact, near]
+    vector = [near, other, exact]  # embeddings rank the near miss first, the match last
+    rrf = best_chunk_per_document(weighted_rrf([(1.0, lexical), (1.0, vector)]))
+    assert rrf[0][1] is near  # plain fusion lets the near miss win
+    first = best_chunk_per_document(keyword_first(lexical, vector))
+    assert [c.chunk_id for _, c in first] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("query", "lookup"),
+    [("ERR-4031", True), ("what changed in v2.3.1", True), ("run pg_dump", True),
+     ("PaymentGateway errors", True), ("mail bob@example.com", True),
+     ("parental leave", False), ("pre-classified documents", False),
+     ("a long question about 42 things " + "word " * 20, False)],
+)  # fmt: skip
+def test_identifier_lookups_are_recognised(query: str, lookup: bool) -> None:
+    assert looks_up_identifier(query) is lookup
