@@ -127,7 +127,8 @@ def generate(n_docs: int = 72) -> dict[str, Any]:
         title, lead = TEMPLATES[d["kind"]]
         # Near misses of other documents' identifiers of the same kind, never an answer.
         same = [o["code"] for o in docs if o["kind"] == d["kind"] and o["code"] != d["code"]]
-        misses = [m for m in (_near_miss(c, rng2) for c in rng2.sample(same, 2)) if m not in answers]
+        near = (_near_miss(c, rng2) for c in rng2.sample(same, 2))
+        misses = [m for m in near if m not in answers]
         body = [lead.format(c=d["code"]), *rng2.sample(FILLER, 4)]
         if misses:
             body.insert(2, "Not to be confused with " + " or ".join(misses) + ".")
