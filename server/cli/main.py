@@ -85,6 +85,18 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "app",
         "The audit log of every MCP and admin call: tail and export.",
     ),
+    "backup": LazyCommand(
+        "server.cli.backup_cmd",
+        "backup",
+        "Back up the knowledge base into FILE: policies, sources and cursors, documents, chunks "
+        "and embeddings, API keys (hashes), the audit log, and the configuration, secrets "
+        "masked.",
+    ),
+    "restore": LazyCommand(
+        "server.cli.backup_cmd",
+        "restore",
+        "Restore FILE (from `kb backup`) into this kb's database, which must be empty.",
+    ),
 }
 
 

@@ -1,0 +1,1 @@
+"""Operating the knowledge base: backups and restores of the whole database."""
