@@ -150,7 +150,7 @@ class HttpSettings(_Section):
         default=10.0, gt=0, description="Seconds a client may take to send a request's headers."
     )
     body_timeout_s: float = Field(
-        default=30.0, gt=0, description="Seconds a client may take to send a whole body (408)."
+        default=10.0, gt=0, description="Seconds a client may take to send a whole body (408)."
     )
     max_concurrent_calls: int = Field(
         default=8,
