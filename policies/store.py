@@ -4,9 +4,11 @@ Every change is ONE transaction that
 
 1. takes a transaction-scoped advisory lock (writers queue; versions never collide),
 2. applies the change and refuses it if the resulting policy does not lint clean,
-3. writes ``policy_versions`` (version + 1, actor, summary) and an ``audit_log`` row
-   (transport ``cli`` or ``rest``, method ``policy.add`` / ``policy.remove`` /
-   ``policy.import`` / ``policy.replace``),
+3. writes ``policy_versions`` (version + 1, actor, summary); its ``audit_log`` row
+   (method ``policy.add`` / ``policy.remove`` / ``policy.import`` / ``policy.replace``)
+   joins the same transaction through the one audit mechanism: the use case's
+   (``server.usecases.policy_admin``, passing its ``session``) or the recorder given to
+   the store (``audit``), never written here by hand,
 4. ``pg_notify('kb_policy', version)``, delivered to listeners when the commit lands.
 
 Reads use REPEATABLE READ so a snapshot's rules, version and disabled sources always
@@ -21,12 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +40,7 @@ from policies.lint import errors as lint_errors
 from policies.rules import AccessRule, PolicyItem, PolicySet, Unreadable, item_from_row
 from policies.snapshot import PolicySnapshot
 from server.db.engine import Database
-from server.db.models import AuditEntry, Document, PolicyRule, PolicyVersion, Source
+from server.db.models import Document, PolicyRule, PolicyVersion, Source
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +112,42 @@ def _item_values(item: PolicyItem) -> dict[str, str]:
     return {"ptype": key[0], **{f"v{i}": key[i + 1] for i in range(5)}, "comment": comment}
 
 
+class _Record(Protocol):
+    policy_version: int | None
+    result: dict[str, Any]
+
+
+class _AuditedChange(Protocol):
+    @property
+    def session(self) -> AsyncSession: ...
+
+    @property
+    def record(self) -> _Record: ...
+
+
+class ChangeRecorder(Protocol):
+    """The audit recorder as the store uses it (``server.audit.recorder.AuditRecorder``):
+    a transaction whose commit carries the change's audit row."""
+
+    def change(
+        self, caller: Caller | None, *, method: str, arguments: Mapping[str, Any] | None = None
+    ) -> AbstractAsyncContextManager[_AuditedChange]: ...
+
+
 class PolicyStore:
-    def __init__(self, db: Database, configured_sources: Mapping[str, bool] | None = None) -> None:
-        """``configured_sources``: name -> enabled, for the sources of the configuration file."""
+    def __init__(
+        self,
+        db: Database,
+        configured_sources: Mapping[str, bool] | None = None,
+        *,
+        audit: ChangeRecorder | None = None,
+    ) -> None:
+        """``configured_sources``: name -> enabled, for the sources of the configuration file.
+        ``audit``: the recorder that writes each change's row in the change's transaction
+        (changes made through a use case's own session are audited by the use case)."""
         self.db = db
         self.configured_sources = dict(configured_sources or {})
+        self.audit = audit
 
     # --- reads --------------------------------------------------------------------------
 
@@ -277,30 +310,17 @@ class PolicyStore:
             # An audited use case's transaction: it writes the audit row and commits.
             done, _ = await self._apply(session, actor, summary, apply)
             return done
-        started = time.perf_counter()
-        try:
+        if self.audit is None:
+            # A store without a recorder (tools, tests): the change alone.
             async with self.db.sessions() as own, own.begin():
-                done, summary = await self._apply(own, actor, summary, apply)
-                new_version = done.version
-                change = done
-                own.add(_audit(actor, method, summary, new_version, "ok", None, started))
-        except (PolicyError, InvalidRequest, NotFound) as exc:
-            outcome = "not_found" if isinstance(exc, NotFound) else "invalid"
-            await self._audit_failure(actor, method, summary, outcome, str(exc), started)
-            raise
-        return Change(new_version, change.added, change.removed)
-
-    async def _audit_failure(
-        self,
-        actor: Caller,
-        method: str,
-        summary: dict[str, Any],
-        outcome: str,
-        error: str,
-        started: float,
-    ) -> None:
-        async with self.db.sessions() as session, session.begin():
-            session.add(_audit(actor, method, summary, None, outcome, error, started))
+                done, _ = await self._apply(own, actor, summary, apply)
+            return done
+        # The one audit mechanism: the row joins this transaction; a failure gets its own.
+        async with self.audit.change(actor, method=method, arguments=summary) as scope:
+            done, _ = await self._apply(scope.session, actor, summary, apply)
+            scope.record.policy_version = done.version
+            scope.record.result.update({"added": done.added, "removed": done.removed})
+        return done
 
     # --- documents, for explain / who-can / diff ----------------------------------------
 
@@ -349,28 +369,6 @@ _ATTRIBUTES = select(
     Document.content_type,
     Document.metadata_,
 )
-
-
-def _audit(
-    actor: Caller,
-    method: str,
-    summary: dict[str, Any],
-    version: int | None,
-    outcome: str,
-    error: str | None,
-    started: float,
-) -> AuditEntry:
-    return AuditEntry(
-        principals=sorted(actor.principals),
-        client_id=actor.client_id,
-        transport=actor.transport,
-        method=method,
-        arguments=summary,
-        policy_version=version,
-        outcome=outcome,
-        error=error,
-        latency_ms=(time.perf_counter() - started) * 1000,
-    )
 
 
 async def _version(session: AsyncSession) -> int:

@@ -44,7 +44,9 @@ class Runtime:
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.settings, self.db)
         self.audit = AuditRecorder(self.db, self.settings.audit)
-        self.policy_store = PolicyStore(self.db, configured_sources(self.settings))
+        self.policy_store = PolicyStore(
+            self.db, configured_sources(self.settings), audit=self.audit
+        )
 
     def require_embedder(self) -> AsyncEmbedder:
         if self.embedder is None:
@@ -112,7 +114,7 @@ async def open_runtime(
             async_embedder = AsyncEmbedder.configured(loaded, settings.embedding)
         policy_file = settings.resolve(settings.policy_file) if settings.policy_file else None
         async with open_policy_engine(
-            PolicyStore(db, configured_sources(settings)),
+            PolicyStore(db, configured_sources(settings), audit=AuditRecorder(db, settings.audit)),
             resolved.dsn,
             admin_principals=settings.auth.admin_principals,
             policy_file=policy_file,
