@@ -49,7 +49,9 @@ async def test_search_answers_in_the_chatgpt_connector_shape(
     assert first["id"] == corpus.id("Deployment runbook")
     assert first["uri"] == f"kb://documents/{first['id']}"
     assert first["url"].startswith("https://wiki.example.com/")
-    assert "Deployments" in first["text"] and first["chunk_id"].startswith("chunk:")
+    # The passage of the best-matching chunk, whole sentences (which chunk may vary by rank).
+    assert "deployment" in first["text"].lower() and first["text"].endswith(".")
+    assert first["chunk_id"].startswith("chunk:")
     assert {"score", "source", "collection", "modified", "content_type"} <= set(first)
     assert len(structured["results"]) <= 3
 
