@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from pathlib import Path
 from types import FrameType
 
 import typer
@@ -27,6 +28,7 @@ from server.db.home_lock import HomeLock
 from server.embeddings import load_embedder
 from server.http.bind import check_bind
 from server.http.protocol import uvicorn_config
+from server.ops.tls import tls_files
 from server.runtime import prepare_database
 
 log = logging.getLogger(__name__)
@@ -66,14 +68,25 @@ def serve(
             "as auth.allow_insecure_bind)."
         ),
     ),
+    ssl_certfile: Path | None = typer.Option(
+        None, help="Serve HTTPS with this PEM certificate (chain); needs --ssl-keyfile."
+    ),
+    ssl_keyfile: Path | None = typer.Option(None, help="The certificate's PEM private key."),
 ) -> None:
     """Start the server: database, migrations, model, then HTTP on host:port (MCP at /mcp)."""
     settings = State.settings()
+    tls = tls_files(ssl_certfile, ssl_keyfile)
     if host or port:
         http = settings.http.model_copy(
             update={k: v for k, v in {"host": host, "port": port}.items() if v}
         )
         settings = settings.model_copy(update={"http": http})
+    if tls and not settings.http.public_url:
+        # Advertised URLs (OAuth metadata, the token audience) must name the scheme served.
+        public = f"https://{settings.http.host}:{settings.http.port}"
+        settings = settings.model_copy(
+            update={"http": settings.http.model_copy(update={"public_url": public})}
+        )
     configure_logging(settings.log_level)
     check_bind(settings, allow_insecure=allow_insecure_bind)
     with stop_signals_unwind(), HomeLock(settings.home_dir):
@@ -92,7 +105,8 @@ def serve(
                 f"(MCP {settings.http.base_url}/mcp, docs {settings.http.base_url}/docs)"
             )
             with EmbeddedWatchdog(target):
-                _serve_until_signalled(uvicorn.Server(uvicorn_config(app, settings)))
+                config = uvicorn_config(app, settings, **(tls.uvicorn_options() if tls else {}))
+                _serve_until_signalled(uvicorn.Server(config))
         finally:
             target.close()
             log.info("database handle released")
