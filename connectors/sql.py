@@ -6,8 +6,10 @@ standard library for SQLite (``sqlite:///path.db``). SQL Server works through py
 install the ``sqlalchemy-pytds`` dialect package and use ``mssql+pytds://user:${PW}@host/db``
 (see :mod:`connectors.sql_session` for what read-only means there).
 
-Reads are streamed (server-side cursors, ``yield_per``), so no table is ever held in memory;
-every read runs in a read-only transaction; queries must pass :mod:`connectors.sql_guard`.
+Reads are paged by primary key (keyset pagination, ``batch_size`` rows a page), each page
+in its own short read-only transaction with lock and statement timeouts, so a sync never
+holds a lock on the source between pages and no table is ever held in memory; queries must
+pass :mod:`connectors.sql_guard`.
 
 Incremental polls: with ``updated_at``, a poll reads rows with ``updated_at >= cursor -
 lookback_seconds`` (and rows whose ``updated_at`` is NULL); the pipeline skips unchanged
@@ -16,16 +18,22 @@ read before the rows are streamed, so a row committed during the stream is read 
 time rather than missed. Without ``updated_at`` every poll reads all rows. Changing an
 entry's configuration makes the next poll read all of its rows.
 
-Deletions: ``scan_ids`` streams the primary keys of every entry.
+Rows that change while a run pages through a table: each key is visited at most once per
+pass (no duplicates); after the pages, a catch-up pass re-reads rows whose ``updated_at``
+reached the highest value seen before the first page, so inserts behind the position and
+updates to rows already read land in the same run. Without ``updated_at`` they land in the
+next run.
+
+Deletions: ``scan_ids`` pages through the primary keys of every entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql import FromClause, Select
 
 from connectors.base import ConnectorContext, Item
@@ -52,6 +60,9 @@ class SqlConnector:
             raise TypeError("SqlConnector needs a SqlSourceConfig")
         self.config = config
         self.context = context
+        # Called after each page's transaction ended (entry name, rows): the point where
+        # the source is not locked by this connector. Tests change the source here.
+        self.between_pages: Callable[[str, int], None] | None = None
         self._session = SqlSession(
             config,
             context.environ,
@@ -82,6 +93,7 @@ class SqlConnector:
     def poll(self, cursor: Mapping[str, Any] | None) -> tuple[Iterator[Item], Mapping[str, Any]]:
         previous: Mapping[str, Any] = (cursor or {}).get("entries") or {}
         plan: _Plan = []
+        catch_up: _Plan = []
         positions: dict[str, dict[str, Any]] = {}
         with self._session.read_only() as conn, self._session.errors("read"):
             for entry in self.config.tables:
@@ -94,25 +106,27 @@ class SqlConnector:
                     plan.append((entry, None))
                     continue
                 since = lookback_bound(before, entry.lookback_seconds) if before else None
-                plan.append((entry, since))
                 highest = conn.execute(
                     sa.select(sa.func.max(_source(entry).c[entry.updated_at]))
                 ).scalar()
+                plan.append((entry, since))
+                if highest is not None:
+                    # Catch-up: rows changed while the pages were read (behind the keyset
+                    # position, or already read) carry an updated_at >= the highest value seen
+                    # before the first page, so one more pass over them ends the run equal to
+                    # the source (the pipeline skips unchanged rows by content hash).
+                    catch_up.append((entry, highest))
                 position = encode_position(highest)
                 if position is None and before is not None:
                     position = {k: v for k, v in before.items() if k != "config"}
                 positions[entry.entry_name].update(position or {})
-        return self._stream(plan), {"entries": positions}
+        return self._stream([*plan, *catch_up]), {"entries": positions}
 
     def scan_ids(self) -> set[str]:
         ids: set[str] = set()
-        with self._session.read_only() as conn:
-            for entry in self.config.tables:
-                source = _source(entry)
-                stmt = sa.select(*[source.c[c] for c in entry.primary_key])
-                for row in self._session.stream(conn, stmt, self.config.batch_size):
-                    if not any(v is None for v in row):
-                        ids.add(external_id(entry, tuple(row)))
+        for entry in self.config.tables:
+            for row in self._pages(entry, None, keys_only=True):
+                ids.add(external_id(entry, tuple(row)))
         return ids
 
     def close(self) -> None:
@@ -121,12 +135,43 @@ class SqlConnector:
     # -- reading --------------------------------------------------------------------------
 
     def _stream(self, plan: _Plan) -> Iterator[Item]:
-        with self._session.read_only() as conn:
-            for entry, since in plan:
-                renderer = RowRenderer(self.config, entry, self._session.locator)
-                stmt = _rows_query(entry, since)
-                for row in self._session.stream(conn, stmt, self.config.batch_size):
-                    yield renderer.render(row._mapping)
+        for entry, since in plan:
+            renderer = RowRenderer(self.config, entry, self._session.locator)
+            for row in self._pages(entry, since):
+                yield renderer.render(row._mapping)
+
+    def _pages(
+        self, entry: SqlEntryConfig, since: Any | None, *, keys_only: bool = False
+    ) -> Iterator[Row[Any]]:
+        """Rows of ``entry`` in primary-key order, ``batch_size`` per page, each page read in
+        its own short read-only transaction and fully fetched before it is handed on.
+
+        The whole-run transaction of a streamed cursor held the table's metadata lock for
+        the sync (a RENAME or ALTER then waited, and every query behind it); here the lock
+        lives for one page's query, whatever the pipeline does with the rows. Keyset
+        pagination (``WHERE key > last key``) visits every key at most once, so no row is
+        read twice when rows change between pages. Rows with a NULL key cannot be
+        addressed and are skipped (they cannot be stored under an id either)."""
+        source = _source(entry)
+        keys = [source.c[c] for c in entry.primary_key]
+        columns = keys if keys_only else [source.c[c] for c in entry.required_columns()]
+        base = sa.select(*columns).where(*[k.is_not(None) for k in keys])
+        if since is not None and entry.updated_at is not None:
+            updated = source.c[entry.updated_at]
+            base = base.where(sa.or_(updated >= sa.bindparam("since", since), updated.is_(None)))
+        base = base.order_by(*keys).limit(self.config.batch_size)
+        after: tuple[Any, ...] | None = None
+        while True:
+            stmt = base if after is None else base.where(_after(keys, after))
+            with self._session.read_only() as conn, self._session.errors("read"):
+                rows = conn.execute(stmt).all()
+            if self.between_pages is not None:
+                self.between_pages(entry.entry_name, len(rows))
+            yield from rows
+            if len(rows) < self.config.batch_size:
+                return
+            last = rows[-1]._mapping
+            after = tuple(last[c] for c in entry.primary_key)
 
     def _columns(self, conn: Connection, entry: SqlEntryConfig) -> set[str]:
         if entry.table is not None:
@@ -164,13 +209,14 @@ def _source(entry: SqlEntryConfig) -> FromClause:
     return sa.text(query).columns(*columns).subquery("kb_rows")
 
 
-def _rows_query(entry: SqlEntryConfig, since: Any | None) -> Select[Any]:
-    source = _source(entry)
-    stmt = sa.select(*[source.c[c] for c in entry.required_columns()])
-    if since is not None and entry.updated_at is not None:
-        updated = source.c[entry.updated_at]
-        stmt = stmt.where(sa.or_(updated >= sa.bindparam("since", since), updated.is_(None)))
-    return stmt
+def _after(keys: list[Any], values: tuple[Any, ...]) -> sa.ColumnElement[bool]:
+    """``(k1, k2, ...) > (v1, v2, ...)`` spelled out, since SQL Server has no row values:
+    k1 > v1 OR (k1 = v1 AND k2 > v2) OR ..."""
+    terms = []
+    for i, key in enumerate(keys):
+        equal = [keys[j] == values[j] for j in range(i)]
+        terms.append(sa.and_(*equal, key > values[i]))
+    return sa.or_(*terms)
 
 
 def _describe(entry: SqlEntryConfig) -> str:

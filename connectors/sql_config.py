@@ -190,10 +190,28 @@ class SqlSourceConfig(SourceConfigBase):
         min_length=1, description="Tables or queries to read; entry names must be unique."
     )
     batch_size: int = Field(
-        default=1000, ge=1, le=100_000, description="Rows fetched per round trip (streamed)."
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Rows read per page. Each page is one short read-only transaction "
+        "(keyset pagination by primary key), so no lock is held on the source between pages.",
     )
     connect_timeout_seconds: int = Field(
         default=10, ge=1, le=600, description="Give up connecting after this many seconds."
+    )
+    lock_timeout_seconds: int = Field(
+        default=5,
+        ge=1,
+        le=3600,
+        description="A read that waits this long for a lock (for example behind an ALTER TABLE) "
+        "fails instead of queueing: MariaDB/MySQL lock_wait_timeout, Postgres lock_timeout.",
+    )
+    statement_timeout_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=86_400,
+        description="One page's query is cancelled after this long: MariaDB "
+        "max_statement_time, MySQL max_execution_time, Postgres statement_timeout.",
     )
 
     @field_validator("url")

@@ -181,6 +181,7 @@ class SqlSession:
         try:
             with self.errors("connect"):
                 _begin_read_only(conn)
+                _set_timeouts(conn, self._config)
             yield conn
         finally:
             try:
@@ -244,6 +245,23 @@ def _begin_read_only(conn: Connection) -> None:
         conn.exec_driver_sql("START TRANSACTION READ ONLY")
     elif name == "sqlite":
         conn.exec_driver_sql("PRAGMA query_only = ON")
+
+
+def _set_timeouts(conn: Connection, config: SqlSourceConfig) -> None:
+    """Bound how long a read may wait for a lock and run, so a sync never queues behind a
+    migration (and makes every later query on the table queue behind both). Session or
+    transaction settings only; nothing is written."""
+    name = conn.dialect.name
+    lock_s, stmt_s = config.lock_timeout_seconds, config.statement_timeout_seconds
+    if name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_s)}s'")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{int(stmt_s)}s'")
+    elif name in ("mysql", "mariadb"):
+        conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(lock_s)}")
+        if getattr(conn.dialect, "is_mariadb", False):
+            conn.exec_driver_sql(f"SET SESSION max_statement_time = {int(stmt_s)}")
+        else:
+            conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(stmt_s) * 1000}")
 
 
 def _abandon_cursor(cursor: Any) -> None:

@@ -81,16 +81,12 @@ class _Changed:
 
 
 @dataclass(frozen=True)
-class _Seen:
-    """A document that is stored and current (unchanged or written): no longer failing."""
-
-    external_id: str
-
-
-@dataclass(frozen=True)
 class _Unchanged:
     size_bytes: int
     external_id: str = ""
+    # Seen earlier in this run with the same content (a source's catch-up pass re-reads
+    # rows): not counted again.
+    repeat: bool = False
 
 
 @dataclass(frozen=True)
@@ -219,7 +215,7 @@ class Pipeline:
             and stored.live
             and stored.content_hash == content_hash
         ):
-            return _Unchanged(item.size_bytes, ext)
+            return _Unchanged(item.size_bytes, ext, repeat=previous == content_hash)
         item, truncated = _cap_text(item, self.options.max_document_chars)
         try:
             chunks = self.chunker.chunk_document(item)
@@ -267,6 +263,8 @@ class Pipeline:
             if isinstance(message, _End):
                 self._commit(batch, end=message)
                 return SyncOutcome(rec.committed, message.cursor, message.mode)
+            if isinstance(message, _Unchanged) and message.repeat:
+                continue
             rec.pending.docs_seen += 1
             if isinstance(message, _Changed):
                 rec.pending.bytes_read += message.doc.size_bytes
