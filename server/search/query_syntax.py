@@ -22,8 +22,9 @@ PROSE_WORDS = 16
 
 
 _TOKEN = re.compile(r"[^\W_]+(?:[-_./@:+#][^\W_]+)*")
-# Digits, an underscore or @, a dotted name (fleet.yaml) or an inner capital (PaymentGateway).
-_IDENTIFIER = re.compile(r"\d|[_@]|[^\W\d_]\.[^\W\d_]|[a-z][A-Z]")
+# Digits, an underscore or @, a dotted name (fleet.yaml; not "e.g." or "U.S.") or an inner
+# capital (PaymentGateway).
+_IDENTIFIER = re.compile(r"\d|[_@]|[^\W\d_]{2}\.[^\W\d_]{2}|[a-z][A-Z]")
 
 
 def looks_up_identifier(text: str) -> bool:

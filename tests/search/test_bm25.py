@@ -294,6 +294,7 @@ def test_lookups_put_keyword_matches_first_where_rrf_would_not() -> None:
     [("ERR-4031", True), ("what changed in v2.3.1", True), ("run pg_dump", True),
      ("PaymentGateway errors", True), ("mail bob@example.com", True),
      ("parental leave", False), ("pre-classified documents", False),
+     ("fleet.yaml keys", True), ("abstract mathematics, e.g. group theory", False),
      ("a long question about 42 things " + "word " * 20, False)],
 )  # fmt: skip
 def test_identifier_lookups_are_recognised(query: str, lookup: bool) -> None:
