@@ -1,8 +1,9 @@
 """``kb restore``: a backup made by :mod:`server.ops.backup` into an empty database.
 
-Order matters for the runtime role (migration 0004): the server acts as ``kb_runtime``,
-which may only SELECT and INSERT on ``audit_log``. Roles are cluster-wide and not in a
-database dump, so the role is created first (as 0004 does); the dump is then restored
+Order matters for the runtime role (migration 0004, when this kb has it): the server acts
+as ``kb_runtime``, which may only SELECT and INSERT on ``audit_log``. Roles are
+cluster-wide and not in a database dump, so the role is created first (as 0004 does); the
+dump is then restored
 without owners (the restoring login owns everything, as it would after ``kb db upgrade``)
 but **with** its grants, so ``kb_runtime`` gets exactly the privileges it had. The dump's
 default privileges name the original owner, who may not exist here: they are skipped and
@@ -31,12 +32,15 @@ from psycopg import sql
 from sqlalchemy.engine import URL
 
 from server.db import migrate
-from server.db.engine import RUNTIME_ROLE, describe, to_libpq_dsn
+from server.db.engine import describe, to_libpq_dsn
 from server.ops import pgtools
 from server.ops.backup import DUMP, MANIFEST, Manifest, row_counts, schema_tables
 from server.ops.pgtools import BackupError
 
 log = logging.getLogger(__name__)
+
+
+RUNTIME_ROLE_MIGRATION = "migrations.versions.0004_runtime_role"
 
 
 class RestoreRefused(BackupError):
@@ -90,6 +94,7 @@ def restore_backup(url: URL, file: Path, *, force: bool = False) -> RestoreResul
     started = time.perf_counter()
     manifest = read_manifest(file)
     needs_upgrade = check_revision(manifest)
+    runtime_role = _runtime_role()
     with psycopg.connect(to_libpq_dsn(url), autocommit=True) as conn:
         existing = schema_tables(conn)
         if existing and not force:
@@ -100,7 +105,8 @@ def restore_backup(url: URL, file: Path, *, force: bool = False) -> RestoreResul
         if existing:
             log.warning("--force: dropping the %d tables of %s", len(existing), describe(url))
             _empty_schema(conn)
-        conn.execute(_runtime_role_sql())
+        if runtime_role:
+            conn.execute(runtime_role[1])
     with tempfile.TemporaryDirectory(prefix=".kb-restore-") as tmp:
         dump = _extract_dump(file, Path(tmp))
         listing = Path(tmp) / "restore.list"
@@ -117,7 +123,8 @@ def restore_backup(url: URL, file: Path, *, force: bool = False) -> RestoreResul
             url,
         )
     with psycopg.connect(to_libpq_dsn(url), autocommit=True) as conn:
-        _default_privileges(conn)
+        if runtime_role:
+            _default_privileges(conn, runtime_role[0])
         counts = row_counts(conn)
     if counts != manifest.row_counts:
         differ = sorted(
@@ -137,20 +144,24 @@ def _empty_schema(conn: psycopg.Connection[Any]) -> None:
     conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
 
 
-def _runtime_role_sql() -> str:
-    # The statement of migration 0004 itself (create the role if missing, let the login
-    # act as it), located like the migrations are, so the two cannot drift apart.
-    module = importlib.import_module("migrations.versions.0004_runtime_role")
-    return str(module.CREATE_ROLE)
+def _runtime_role() -> tuple[str, str] | None:
+    """The runtime role's name and migration 0004's own statement creating it (if missing)
+    and letting the login act as it: taken from the migration, so the two cannot drift.
+    None for a kb without that migration (its dumps grant nothing to the role)."""
+    try:
+        module = importlib.import_module(RUNTIME_ROLE_MIGRATION)
+    except ModuleNotFoundError:
+        return None
+    return str(module.ROLE), str(module.CREATE_ROLE)
 
 
 def _without_default_acls(listing: str) -> str:
     return "".join(line + "\n" for line in listing.splitlines() if " DEFAULT ACL " not in line)
 
 
-def _default_privileges(conn: psycopg.Connection[Any]) -> None:
+def _default_privileges(conn: psycopg.Connection[Any], name: str) -> None:
     # As migration 0004 grants them, for the login that now owns the schema.
-    role = sql.Identifier(RUNTIME_ROLE)
+    role = sql.Identifier(name)
     conn.execute(
         sql.SQL(
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
