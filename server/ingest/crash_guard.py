@@ -6,7 +6,9 @@ it clears the marker. A worker killed by the kernel (out of memory) or by anythi
 mid-parse leaves the marker behind. The next run of that source (the job's retry, or the
 next scheduled sync) moves it into ``sync_state["crashed"]`` before reading anything, and
 the file fails with the reason "crashed the worker" for as long as its state (mtime, size)
-is unchanged: a new version of the file gets a new chance.
+is unchanged: a new version of the file gets a new chance, and so does every crashed
+file on a full sync (``kb sync --full``), since a kill that was not the file's fault (an
+operator's ``kill -9`` mid-parse) looks the same as one that was.
 
 Blocking; called from the pipeline's reader thread.
 """

@@ -239,8 +239,15 @@ def test_a_file_that_kills_the_worker_fails_after_its_first_crash(
         # parsed at all).
         again = sync(settings, engine, embedder, "notes")
         assert again.counts.docs_failed == 1
+        # A full sync is the operator's way to give it another chance: parsed (harmlessly
+        # here, in a process without the killing parser) and ingested.
+        full = sync(settings, engine, embedder, "notes", full=True)
+        assert (full.counts.docs_failed, full.counts.docs_added) == (0, 1)
+        (root / "b.md").write_text("# B\n\nKILL-THE-WORKER\n")  # crash it once more
+        assert _crashing_sync(settings).returncode == -9
+        assert _crashing_sync(settings).returncode == 0
         # A new version of the file gets a new chance.
         (root / "b.md").write_text("# B\n\nNow a harmless note about holidays.\n")
         fixed = sync(settings, engine, embedder, "notes")
-        assert (fixed.counts.docs_failed, fixed.counts.docs_added) == (0, 1)
+        assert (fixed.counts.docs_failed, fixed.counts.docs_updated) == (0, 1)
         assert catalog.get_source(engine, settings, "notes")["failing_count"] == 0
