@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -299,3 +300,20 @@ def test_lookups_put_keyword_matches_first_where_rrf_would_not() -> None:
 )  # fmt: skip
 def test_identifier_lookups_are_recognised(query: str, lookup: bool) -> None:
     assert looks_up_identifier(query) is lookup
+
+
+async def test_relevance_floor_drops_unrelated_semantic_hits_but_keeps_word_matches(
+    fresh_database: str, make_settings: Callable[..., Settings], embedder: Embedder
+) -> None:
+    insert_sources(fresh_database, {"wiki": ("files", "")})
+    insert_documents(fresh_database, CORPUS[:4], embedder)
+    eng = acl_filter(ENG)
+    unrelated = "recipe for lemon cake with blueberries"
+    async with open_service(make_settings(), embedder) as svc:
+        assert len((await svc.search(eng, SearchQuery(unrelated, mode="semantic"))).hits) == 4
+    floored = make_settings(search={"relevance_floor": 0.5})
+    async with open_service(floored, embedder) as svc:
+        assert (await svc.search(eng, SearchQuery(unrelated, mode="semantic"))).hits == ()
+        # A hit a query word matched stays, however far its embedding is.
+        kept = await svc.search(eng, SearchQuery(f"{unrelated} pg_restore"))
+    assert [h.title for h in kept.hits] == ["Restores", "Backups"]
