@@ -7,8 +7,10 @@ everything: a server that reads the body first would wait for bytes that never c
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -252,3 +254,45 @@ def test_jsonrpc_request_with_a_malformed_id_gets_invalid_request(
         assert r.status_code == 400, (r.status_code, r.text)
         assert r.json()["error"]["code"] == -32600
         assert r.json()["id"] is None
+
+
+def test_searches_past_the_bound_get_503_and_health_does_not_wait(
+    make_settings: Callable[..., Settings], db_target: DatabaseTarget, embedder: Embedder
+) -> None:
+    """http.max_concurrent_calls 1 and twelve searches at once: refusals are fast and clear."""
+    with running(make_settings, db_target, embedder, max_concurrent_calls=1) as srv:
+        headers = {
+            "Authorization": f"Bearer {srv.reader}",
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": "2026-07-28",
+            "Mcp-Method": "tools/call",
+            "Mcp-Name": "search",
+        }
+        meta = {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+        barrier = threading.Barrier(12)
+
+        def search(i: int) -> httpx.Response:
+            body = {
+                "jsonrpc": "2.0",
+                "id": i,
+                "method": "tools/call",
+                "params": {"name": "search", "arguments": {"query": f"q{i}"}, "_meta": meta},
+            }
+            barrier.wait()
+            return httpx.post(f"{srv.url}/mcp", headers=headers, json=body, timeout=60)
+
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(search, range(12)))
+            health = httpx.get(f"{srv.url}/healthz", timeout=10)
+        assert health.status_code == 200
+        shed = [r for r in answers if r.status_code == 503]
+        assert shed, [r.status_code for r in answers]
+        for r in shed:
+            assert r.headers["retry-after"] == "1"
+            assert r.json()["error"]["code"] == -32000
+            assert "busy" in r.json()["error"]["message"]
+        assert all(r.status_code in (200, 503) for r in answers)
+        assert any(r.status_code == 200 for r in answers)
