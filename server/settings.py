@@ -91,8 +91,8 @@ class EmbeddingSettings(_Section):
         description=(
             "Inference backend for queries and ingestion. auto: the fastest one that keeps "
             "top-10 agreement >= 0.98 with torch-fp32 (torch-bf16 for batches where the CPU "
-            "has native bf16, onnx-fp32 otherwise and for single queries). onnx-int8 is "
-            "faster but agrees less (~0.84); never chosen by auto."
+            "has native bf16, onnx-fp32 otherwise and for single queries). onnx-int8 agrees "
+            "less with fp32 (docs/benchmarks.md, Embedding backends); auto never picks it."
         ),
     )
     query_backend: EmbeddingBackendChoice | None = Field(
