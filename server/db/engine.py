@@ -46,16 +46,42 @@ def describe(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+# Created by migration 0004_runtime_role: may only SELECT and INSERT on audit_log.
+RUNTIME_ROLE = "kb_runtime"
+
+
+def as_runtime_role(url: URL) -> URL:
+    """The same connection acting as :data:`RUNTIME_ROLE` from its first statement.
+
+    libpq's ``options`` set the ``role`` parameter at connection start, for every client
+    that uses the URL (SQLAlchemy, procrastinate, the policy listener) and every pooled
+    connection, with no statement to forget. The login must be the owner (a member since
+    0004) or a login granted kb_runtime; see docs/operations.md for the two-login setup.
+    """
+    current = url.query.get("options", "")
+    options = " ".join(current) if isinstance(current, tuple) else current
+    # No space inside the option: URL renderers encode a space as "+", which libpq keeps.
+    return url.update_query_dict({"options": f"{options} -crole={RUNTIME_ROLE}".strip()})
+
+
 @dataclass
 class DatabaseTarget:
-    """Where the knowledge base lives; owns the embedded server if one was started."""
+    """Where the knowledge base lives; owns the embedded server if one was started.
+
+    ``url`` is the login as given (it migrates); processes serve through ``runtime_url``.
+    """
 
     url: URL
     embedded: EmbeddedPostgres | None = None
 
     @property
+    def runtime_url(self) -> URL:
+        return as_runtime_role(self.url)
+
+    @property
     def dsn(self) -> str:
-        return to_libpq_dsn(self.url)
+        """libpq DSN acting as the runtime role (procrastinate, LISTEN/NOTIFY)."""
+        return to_libpq_dsn(self.runtime_url)
 
     def close(self) -> None:
         if self.embedded is not None:
@@ -74,8 +100,10 @@ def resolve_database(settings: Settings) -> DatabaseTarget:
 def check_database(target: DatabaseTarget, settings: Settings) -> str:
     """Connect once and check pgvector; return its version. Raises a clear DatabaseError."""
     try:
+        # As the login itself: before `kb db upgrade` the runtime role may not exist yet.
         with psycopg.connect(
-            target.dsn, connect_timeout=max(1, int(settings.database.connect_timeout_s))
+            to_libpq_dsn(target.url),
+            connect_timeout=max(1, int(settings.database.connect_timeout_s)),
         ) as conn:
             row = conn.execute(
                 "SELECT COALESCE("
@@ -109,10 +137,15 @@ def parse_version(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def _connect_args(settings: Settings) -> dict[str, object]:
+def _connect_args(settings: Settings, url: URL) -> dict[str, object]:
     args: dict[str, object] = {"connect_timeout": max(1, int(settings.database.connect_timeout_s))}
+    # connect_args replace the URL's own ``options`` (the runtime role): merge, never drop.
+    current = url.query.get("options", "")
+    options = [" ".join(current) if isinstance(current, tuple) else current]
     if settings.database.statement_timeout_ms:
-        args["options"] = f"-c statement_timeout={settings.database.statement_timeout_ms}"
+        options.append(f"-c statement_timeout={settings.database.statement_timeout_ms}")
+    if joined := " ".join(o for o in options if o):
+        args["options"] = joined
     return args
 
 
@@ -140,11 +173,11 @@ def _translate_connection_errors(context: ExceptionContext) -> None:
 
 def make_async_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
-        target.url,
+        target.runtime_url,
         pool_size=settings.database.pool_size,
         max_overflow=settings.database.max_overflow,
         pool_pre_ping=True,
-        connect_args=_connect_args(settings),
+        connect_args=_connect_args(settings, target.runtime_url),
     )
     event.listen(engine.sync_engine, "handle_error", _translate_connection_errors)
     return engine
@@ -152,10 +185,10 @@ def make_async_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine
 
 def make_sync_engine(target: DatabaseTarget, settings: Settings) -> Engine:
     return create_engine(
-        target.url,
+        target.runtime_url,
         pool_size=min(5, settings.database.pool_size),
         pool_pre_ping=True,
-        connect_args=_connect_args(settings),
+        connect_args=_connect_args(settings, target.runtime_url),
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
@@ -174,14 +175,16 @@ def test_replacement_is_atomic_when_the_write_fails(
 ) -> None:
     sync(files_settings, files_engine, embedder, "docs")
     before = live_documents(files_engine, "docs")
-    with files_engine.begin() as conn:  # a real failure inside the batch's transaction
+    # A real failure inside the batch's transaction. DDL needs the owner's login: the
+    # engine under test acts as kb_runtime, which may not create triggers.
+    owner = files_settings.database.url
+    assert owner is not None
+    with psycopg.connect(owner.get_secret_value(), autocommit=True) as conn:
         conn.execute(
-            text(
-                "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "IF NEW.text LIKE '%POISON%' THEN RAISE EXCEPTION 'poisoned chunk'; END IF; "
-                "RETURN NEW; END $$; CREATE TRIGGER poison BEFORE INSERT ON chunks "
-                "FOR EACH ROW EXECUTE FUNCTION poison()"
-            )
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.text LIKE '%POISON%' THEN RAISE EXCEPTION 'poisoned chunk'; END IF; "
+            "RETURN NEW; END $$; CREATE TRIGGER poison BEFORE INSERT ON chunks "
+            "FOR EACH ROW EXECUTE FUNCTION poison()"
         )
     (corpus / "sales" / "notes.txt").write_text("Rewritten notes.\n\n" + "More text. " * 400)
     (corpus / "policies" / "german.txt").write_text("POISON in the second document.\n")
@@ -189,8 +192,9 @@ def test_replacement_is_atomic_when_the_write_fails(
         sync(files_settings, files_engine, embedder, "docs")
     # Both documents of the failed batch keep their old row and all their old chunks.
     assert live_documents(files_engine, "docs") == before
+    with psycopg.connect(owner.get_secret_value(), autocommit=True) as owner_conn:
+        owner_conn.execute("DROP TRIGGER poison ON chunks")
     with files_engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER poison ON chunks"))
         failed = conn.execute(
             text("SELECT status, error FROM ingest_runs ORDER BY id DESC LIMIT 1")
         ).one()
