@@ -31,6 +31,8 @@ lint: $(STAMP)
 	@echo "==> ruff"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@echo "==> import contracts"
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	@echo "==> mypy --strict"
