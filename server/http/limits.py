@@ -3,9 +3,10 @@
 A pure ASGI middleware that counts bytes as they stream in, so no route ever holds more
 than its limit in memory: a declared ``Content-Length`` over the limit is answered before
 a byte of the body is read, and a chunked body is cut off at the first byte past it. A
-client that sends its body slowly (a byte at a time) gets 408 once ``http.body_timeout_s``
-has passed since the request started. Header read time is bounded by the HTTP protocol
-itself (:mod:`server.http.protocol`), before a request reaches any ASGI code.
+client that sends its body slowly (a byte at a time) gets 408 once the application has
+spent ``http.body_timeout_s`` in all waiting for its bytes (time the application itself
+takes between reads does not count against the client). Header read time is bounded by
+the HTTP protocol itself (:mod:`server.http.protocol`), before any ASGI code runs.
 
 When the limit or the deadline strikes while the application is reading, the middleware
 answers itself and tells the application the client went away; whatever the application
@@ -77,7 +78,8 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope.get("path", ""))
-        declared = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
         if declared is not None:
             try:
                 too_big = int(declared) > limit
@@ -88,9 +90,13 @@ class BodyLimitMiddleware:
                 for message in _plain_response(413, f"request body over {limit} bytes", []):
                     await send(message)
                 return
-        deadline = time.monotonic() + self.body_timeout_s
+        # Time spent waiting for the client's bytes, summed: a slow application does not
+        # count against the client, a client trickling its body does.
+        waited = 0.0
         received = 0
-        body_done = False
+        # Without Content-Length or Transfer-Encoding there is no body (RFC 9112 6.3): the
+        # deadline must not cut a long-lived GET (an SSE stream) that reads late.
+        body_done = declared in (None, "0") and "transfer-encoding" not in headers
         started = False
         answered = False
 
@@ -103,17 +109,19 @@ class BodyLimitMiddleware:
             return {"type": "http.disconnect"}
 
         async def counted_receive() -> Message:
-            nonlocal received, body_done
+            nonlocal received, body_done, waited
             if answered:
                 return {"type": "http.disconnect"}
-            if body_done:
-                # Waiting for a disconnect after the body (streaming responses): no deadline.
+            if body_done or started:
+                # Waiting for a disconnect after the body, or answering already: no deadline.
                 return await receive()
-            remaining = deadline - time.monotonic()
+            remaining = self.body_timeout_s - waited
             message: Message | None = None
             if remaining > 0:
+                began = time.monotonic()
                 with anyio.move_on_after(remaining):
                     message = await receive()
+                waited += time.monotonic() - began
             if message is None:
                 log.info("body of %s not received within %ss", scope["path"], self.body_timeout_s)
                 return await answer(408, "the request body was not received in time")

@@ -14,14 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import anyio
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from server.app import create_app
 from server.auth.dev_issuer import DevIssuer
 from server.auth.service import resource_uri
 from server.db.engine import DatabaseTarget
 from server.embeddings import Embedder
+from server.http.limits import BodyLimitMiddleware
 from server.http.protocol import uvicorn_config
 from server.settings import Settings
 from tests.support.live_server import LiveServer, free_port
@@ -296,3 +299,22 @@ def test_searches_past_the_bound_get_503_and_health_does_not_wait(
             assert "busy" in r.json()["error"]["message"]
         assert all(r.status_code in (200, 503) for r in answers)
         assert any(r.status_code == 200 for r in answers)
+
+
+@pytest.mark.anyio
+async def test_body_deadline_spares_requests_without_a_body() -> None:
+    """An application reading late (an SSE stream, a slow handler) is not the client's fault."""
+
+    async def late_reader(scope: Scope, receive: Receive, send: Send) -> None:
+        await anyio.sleep(0.3)
+        message = await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": message["type"].encode()})
+
+    app = BodyLimitMiddleware(late_reader, max_bytes=10, import_max_bytes=10, body_timeout_s=0.1)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/mcp")).status_code == 200
+        # A body that already arrived is not the client's delay: the late read gets it.
+        answer = await client.post("/mcp", content=b"12345")
+        assert answer.status_code == 200 and answer.text == "http.request"
