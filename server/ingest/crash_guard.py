@@ -83,8 +83,11 @@ class CrashGuard:
         self._set_marker(None)
 
     def _set_marker(self, marker: str | None) -> None:
-        # The marker must be durable before the parse starts: its own committed transaction.
+        # The marker must be committed before the parse starts: its own transaction. Without
+        # waiting for the WAL flush: the process this protects against is the worker, whose
+        # death loses nothing Postgres has committed (10.9 -> 1.0 ms a file, machine loaded).
         with self.engine.begin() as conn:
+            conn.execute(text("SET LOCAL synchronous_commit = off"))
             if marker is None:
                 conn.execute(
                     text("UPDATE sources SET sync_state = sync_state - 'parsing' WHERE name = :n"),
