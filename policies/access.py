@@ -14,53 +14,40 @@ except through :func:`make_access_filter`, which a lint test allows only in ``po
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement
+from sqlalchemy.orm import QueryableAttribute
 
 from core.identity import Caller
+from server.db.models import CHUNK_AUTHZ_ATTRS, DOCUMENT_AUTHZ_ATTRS
 
 
 @dataclass(frozen=True)
 class AuthzColumns:
     """The columns a predicate may reference, for either the chunks or documents table."""
 
-    document_id: Any
-    source: Any
-    collection: Any
-    path: Any
-    level: Any
-    acl: Any
-    content_type: Any
-    metadata: Any
+    document_id: QueryableAttribute[uuid.UUID]
+    source: QueryableAttribute[str]
+    collection: QueryableAttribute[str]
+    path: QueryableAttribute[str]
+    level: QueryableAttribute[int]
+    acl: QueryableAttribute[list[str]]
+    content_type: QueryableAttribute[str]
+    metadata: QueryableAttribute[dict[str, Any]]
 
     @classmethod
     def of_chunks(cls, chunk: Any) -> AuthzColumns:
-        return cls(
-            document_id=chunk.document_id,
-            source=chunk.source,
-            collection=chunk.collection,
-            path=chunk.path,
-            level=chunk.level,
-            acl=chunk.acl,
-            content_type=chunk.content_type,
-            metadata=chunk.doc_metadata,
-        )
+        """From the Chunk model (or an alias of it); columns per server.db.models."""
+        return cls(**{name: getattr(chunk, attr) for name, attr in CHUNK_AUTHZ_ATTRS.items()})
 
     @classmethod
     def of_documents(cls, document: Any) -> AuthzColumns:
-        return cls(
-            document_id=document.id,
-            source=document.source,
-            collection=document.collection,
-            path=document.path,
-            level=document.level,
-            acl=document.acl,
-            content_type=document.content_type,
-            metadata=document.metadata_,
-        )
+        """From the Document model (or an alias of it); columns per server.db.models."""
+        return cls(**{name: getattr(document, attr) for name, attr in DOCUMENT_AUTHZ_ATTRS.items()})
 
 
 @dataclass(frozen=True)

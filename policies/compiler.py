@@ -50,11 +50,11 @@ def selector_sql(
     if kind == "collection":
         return _collection_sql(cols, snapshot.collection_scope(selector.value))
     if kind == "path":
-        return cols.path.startswith(selector.value, autoescape=True)  # type: ignore[no-any-return]
+        return cols.path.startswith(selector.value, autoescape=True)
     if kind == "source":
-        return cols.source == selector.value  # type: ignore[no-any-return]
+        return cols.source == selector.value
     if kind == "doc":
-        return cols.document_id == uuid.UUID(selector.value)  # type: ignore[no-any-return]
+        return cols.document_id == uuid.UUID(selector.value)
     if kind == "acl":
         return cols.acl.overlap(literal(sorted(closure), ARRAY(Text)))  # type: ignore[no-any-return]
     raise AssertionError(f"unhandled selector kind {kind}")
@@ -63,22 +63,22 @@ def selector_sql(
 def condition_sql(cond: Condition, cols: AuthzColumns) -> ColumnElement[bool]:
     if cond.attribute == "level":
         if cond.op == "<=":
-            return cols.level <= cond.value  # type: ignore[no-any-return]
+            return cols.level <= cond.value
         if cond.op == ">=":
-            return cols.level >= cond.value  # type: ignore[no-any-return]
-        return cols.level == cond.value  # type: ignore[no-any-return]
+            return cols.level >= cond.value
+        return cols.level == cond.value
     key = cond.metadata_key
     if key is None:
         if cond.op == "==":
-            return cols.content_type == cond.value  # type: ignore[no-any-return]
+            return cols.content_type == cond.value
         if cond.op == "!=":
-            return cols.content_type != cond.value  # type: ignore[no-any-return]
+            return cols.content_type != cond.value
         options = list(cond.value) if isinstance(cond.value, tuple) else [cond.value]
         return cols.content_type.in_(options) if options else false()
 
     # JSONB containment: true only when the key holds exactly this string (never NULL).
     def holds(value: str) -> ColumnElement[bool]:
-        return cols.metadata.contains({key: value})  # type: ignore[no-any-return]
+        return cols.metadata.contains({key: value})
 
     if cond.op == "==":
         return holds(str(cond.value))

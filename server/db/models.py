@@ -55,6 +55,31 @@ def _now() -> Any:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
+# The authorization columns, declared once: what an access predicate (policies.compiler)
+# and the per-row re-check (policies.access.RowAttributes) may read. Each chunk carries a
+# NOT NULL copy of its document's, so predicates run inside the index scans with no join.
+# Values: the attribute holding each column on Document and on Chunk.
+AUTHZ_COLUMNS: tuple[str, ...] = (
+    "document_id",
+    "source",
+    "collection",
+    "path",
+    "level",
+    "acl",
+    "content_type",
+    "metadata",
+)
+DOCUMENT_AUTHZ_ATTRS: dict[str, str] = {
+    **{name: name for name in AUTHZ_COLUMNS},
+    "document_id": "id",
+    "metadata": "metadata_",
+}
+CHUNK_AUTHZ_ATTRS: dict[str, str] = {
+    **{name: name for name in AUTHZ_COLUMNS},
+    "metadata": "doc_metadata",
+}
+
+
 class Source(Base):
     """A configured source. Its sync cursor lives here, committed with the rows it covers."""
 
