@@ -66,30 +66,19 @@ class RowAttributes:
     @classmethod
     def of_document(cls, row: Any) -> RowAttributes:
         """From a ``documents`` row (ORM object or a row selecting its columns)."""
-        return cls(
-            document_id=str(row.id),
-            source=row.source,
-            collection=row.collection,
-            path=row.path,
-            level=row.level,
-            acl=tuple(row.acl),
-            content_type=row.content_type,
-            metadata=row.metadata_,
-        )
+        return cls._of(row, DOCUMENT_AUTHZ_ATTRS)
 
     @classmethod
     def of_chunk(cls, row: Any) -> RowAttributes:
         """From a ``chunks`` row: its copies of the document's authorization columns."""
-        return cls(
-            document_id=str(row.document_id),
-            source=row.source,
-            collection=row.collection,
-            path=row.path,
-            level=row.level,
-            acl=tuple(row.acl),
-            content_type=row.content_type,
-            metadata=row.doc_metadata,
-        )
+        return cls._of(row, CHUNK_AUTHZ_ATTRS)
+
+    @classmethod
+    def _of(cls, row: Any, attrs: Mapping[str, str]) -> RowAttributes:
+        values = {name: getattr(row, attr) for name, attr in attrs.items()}
+        values["document_id"] = str(values["document_id"])
+        values["acl"] = tuple(values["acl"])
+        return cls(**values)
 
 
 _TOKEN = object()
