@@ -268,7 +268,7 @@ def main(argv: list[str]) -> int:
         "Embedding backends",
         f"`python -m bench embedding --chunks {args.chunks} --rounds {args.rounds} "
         f"--queries {args.queries}` "
-        f"(ingestion end to end: `python -m bench ingest --docs 300 --no-write`, below). "
+        f"(ingestion end to end with the auto backend: `python -m bench ingest`). "
         f"Machine: {machine()}. Load average {load_before[0]:.1f} before and "
         f"{load_after[0]:.1f} after: the machine was shared with other work, so absolute "
         "figures are noisy; compare rows (measured interleaved in the same run).\n\n"
