@@ -16,13 +16,30 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from server.cli.common import State, console, fail, handle_errors, run_async
+from server.db.engine import DatabaseTarget
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
     from policies.capability import AdminCaller
-    from server.db.engine import DatabaseTarget
     from server.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class _AsLogin(DatabaseTarget):
+    """The database acting as the login itself, not the runtime role."""
+
+    @property
+    def runtime_url(self) -> URL:
+        return self.url
+
+
+def _audit_target(target: DatabaseTarget, schema_current: bool) -> DatabaseTarget:
+    """Where the audit row is written from: the runtime role normally; the login itself for
+    a schema older than this kb's (before migration 0004 the runtime role may not exist, or
+    hold no grants, and a backup before `kb db upgrade` must still be possible)."""
+    return target if schema_current else _AsLogin(target.url)
 
 
 def _size(n: int) -> str:
@@ -41,6 +58,7 @@ def backup(
     """
     from server import __version__
     from server.cli.operator import offline_admin
+    from server.db import migrate
     from server.ops.backup import create_backup
     from server.runtime import prepare_database
     from server.settings import masked_dump
@@ -50,11 +68,12 @@ def backup(
     # An older schema may be backed up (that is what one does before `kb db upgrade`).
     target, _ = prepare_database(settings, check_schema=False)
     try:
+        audit_to = _audit_target(target, migrate.is_current(target.url))
         with console.status(f"backing up to {file}"):
             result = run_async(
                 audited_operation(
                     settings,
-                    target,
+                    audit_to,
                     offline_admin(),
                     method="backup",
                     arguments={"file": str(file.resolve())},
@@ -92,6 +111,7 @@ def restore(
     Stop `kb serve` and `kb worker` first.
     """
     from server.cli.operator import offline_admin
+    from server.db import migrate
     from server.ops.restore import read_manifest, restore_backup
     from server.runtime import prepare_database
 
@@ -113,10 +133,12 @@ def restore(
             except Exception as exc:
                 log.error("restore of %s failed: %s", file, exc)
                 with contextlib.suppress(Exception):
-                    run_async(_record(settings, target, admin, arguments, exc))
+                    audit_to = _audit_target(target, migrate.is_current(target.url))
+                    run_async(_record(settings, audit_to, admin, arguments, exc))
                 raise
             try:
-                run_async(_record(settings, target, admin, arguments, None))
+                audit_to = _audit_target(target, not result.needs_upgrade)
+                run_async(_record(settings, audit_to, admin, arguments, None))
             except Exception as exc:
                 log.exception("restore of %s succeeded but its audit row failed", file)
                 raise fail(

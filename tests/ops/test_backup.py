@@ -247,3 +247,35 @@ def test_backups_from_a_newer_kb_and_other_files_are_refused(
 
     with psycopg.connect(dsn_b) as conn:  # nothing was written
         assert row_counts(conn) == {}
+
+
+def test_a_backup_before_an_upgrade_restores_then_upgrades(
+    external_server: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    """The upgrade path of docs/operations.md on a server that never saw kb_runtime: back up
+    a database at the previous revision, restore it elsewhere, then `kb db upgrade`."""
+    with psycopg.connect(external_server.admin_uri, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE previous")
+        assert not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'kb_runtime'").fetchone()
+    env_a = {"DATABASE_URL": external_server.uri("previous"), "KB_HOME": str(tmp_path / "a")}
+    ok(run_kb(env_a, "db", "upgrade", "0003_bm25"))
+    with psycopg.connect(external_server.uri("previous")) as conn:
+        conn.execute("INSERT INTO sources (name, kind, config) VALUES ('wiki', 'files', '{}')")
+    file = tmp_path / "previous.kbk"
+    ok(run_kb(env_a, "backup", str(file)))  # before the runtime role exists anywhere
+
+    env_b = {"DATABASE_URL": external_server.uri("kb_restored"), "KB_HOME": str(tmp_path / "b")}
+    restored = ok(run_kb(env_b, "restore", str(file)))
+    assert "run `kb db upgrade`" in restored
+    refused = run_kb(env_b, "sources", "list")  # the separate migrate step is still required
+    assert refused.returncode != 0 and "kb db upgrade" in refused.stderr
+    ok(run_kb(env_b, "db", "upgrade"))
+    assert "(head)" in ok(run_kb(env_b, "db", "current"))
+    assert "wiki" in ok(run_kb(env_b, "sources", "list"))
+    dsn_b = external_server.uri("kb_restored")
+    methods = [r[2] for r in audit_rows(dsn_b)]
+    assert methods[methods.index("backup") + 1] == "restore"
+    with psycopg.connect(dsn_b) as conn:
+        conn.execute("SET ROLE kb_runtime")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM audit_log")
