@@ -108,7 +108,7 @@ def restore(
 
     A database with tables is refused unless --force, which drops them first. A backup
     from a newer kb is refused; one from an older kb is restored, then run `kb db upgrade`.
-    Stop `kb serve` and `kb worker` first.
+    Stop `kb serve` and `kb worker` first: a database other sessions use is refused.
     """
     from server.cli.operator import offline_admin
     from server.db import migrate

@@ -96,6 +96,7 @@ def restore_backup(url: URL, file: Path, *, force: bool = False) -> RestoreResul
     needs_upgrade = check_revision(manifest)
     runtime_role = _runtime_role()
     with psycopg.connect(to_libpq_dsn(url), autocommit=True) as conn:
+        _refuse_if_in_use(conn, url)
         existing = schema_tables(conn)
         if existing and not force:
             raise RestoreRefused(
@@ -134,6 +135,22 @@ def restore_backup(url: URL, file: Path, *, force: bool = False) -> RestoreResul
         )
         raise BackupError(f"restored row counts differ from the backup's in: {', '.join(differ)}")
     return RestoreResult(manifest, counts, needs_upgrade, time.perf_counter() - started)
+
+
+def _refuse_if_in_use(conn: psycopg.Connection[Any], url: URL) -> None:
+    """Other sessions on the database (a running kb serve or kb worker) would block the drop
+    for as long as they run, or read a half-restored knowledge base: refuse instead."""
+    rows = conn.execute(
+        "SELECT coalesce(nullif(application_name, ''), 'unnamed'), count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND backend_type = 'client backend' GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    if rows:
+        sessions = ", ".join(f"{n} x {name}" for name, n in rows)
+        raise RestoreRefused(
+            f"the database at {describe(url)} is in use ({sessions}): stop kb serve, kb "
+            "worker and other clients before restoring"
+        )
 
 
 def _empty_schema(conn: psycopg.Connection[Any]) -> None:

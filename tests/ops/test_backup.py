@@ -207,6 +207,9 @@ async def test_round_trip_through_database_url_and_refusing_to_overwrite(
         assert row is not None and row[:2] == ("restore", "error") and "not empty" in row[2]
         # Someone's new row, which --force must discard.
         conn.execute("INSERT INTO sources (name, kind, config) VALUES ('late', 'files', '{}')")
+    with psycopg.connect(dsn_b, application_name="kb-serve-still-running"):
+        busy = run_kb(env_b, "restore", str(file), "--force")
+    assert busy.returncode == 1 and "in use (1 x kb-serve-still-running)" in busy.stderr
     forced = ok(run_kb(env_b, "restore", str(file), "--force"))
     assert "row counts match the backup" in forced
     with psycopg.connect(dsn_b) as conn:
