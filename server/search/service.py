@@ -110,9 +110,15 @@ def keyword_first(lexical: Ranking, vector: Ranking) -> dict[int, tuple[float, r
     return fused
 
 
-def _as_scored(ranking: Ranking) -> dict[int, tuple[float, repo.Candidate]]:
-    # One leg alone: keep its order; the score shown is the leg's own.
-    return {c.chunk_id: (c.score, c) for c in ranking}
+def rank_scored(ranking: Ranking, k: int = RRF_K) -> dict[int, tuple[float, repo.Candidate]]:
+    """The keyword leg alone: its BM25 order, scored by rank (1 / (k + rank)).
+
+    A raw BM25 score carries corpus-wide statistics (document frequency, chunk count,
+    average length) that include chunks this caller may not read: from one known hit's
+    score a caller could work out how many hidden chunks contain a word. Ranks are
+    computed among the caller's own rows only, so they carry nothing of the rest.
+    """
+    return {c.chunk_id: (1.0 / (k + rank), c) for rank, c in enumerate(ranking, start=1)}
 
 
 def best_chunk_per_document(
@@ -217,7 +223,7 @@ class SearchService:
                     [(s.keyword_weight, lexical), (s.semantic_weight, vector)], k=s.rrf_k
                 )
         elif mode == "keyword":
-            fused = _as_scored(lexical)
+            fused = rank_scored(lexical, k=self._settings.search.rrf_k)
         else:
             fused = {c.chunk_id: (1.0 - c.score, c) for c in vector}
         ranked = best_chunk_per_document(fused)

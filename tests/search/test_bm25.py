@@ -317,3 +317,25 @@ async def test_relevance_floor_drops_unrelated_semantic_hits_but_keeps_word_matc
         # A hit a query word matched stays, however far its embedding is.
         kept = await svc.search(eng, SearchQuery(f"{unrelated} pg_restore"))
     assert [h.title for h in kept.hits] == ["Restores", "Backups"]
+
+
+async def test_chunks_a_caller_cannot_read_do_not_move_their_scores(
+    fresh_database: str, settings: Settings, embedder: Embedder
+) -> None:
+    # The attack: an engineer searches a word, then HR adds thirty hidden chunks holding it.
+    # Raw BM25 would lower the engineer's score (the word's document frequency grew), so
+    # the score alone would reveal that hidden chunks mention it. Shown scores are by rank.
+    insert_sources(fresh_database, {"wiki": ("files", "")})
+    insert_documents(fresh_database, CORPUS[:5], embedder)
+    eng = acl_filter(ENG)
+
+    async def seen(mode: str) -> list[tuple[str, float]]:
+        async with open_service(settings, embedder) as svc:
+            result = await svc.search(eng, SearchQuery("ERR-4031 robots", top_k=5, mode=mode))
+        return [(h.title, h.score) for h in result.hits]
+
+    before = {mode: await seen(mode) for mode in ("keyword", "hybrid")}
+    assert before["keyword"] and before["keyword"][0][0] == "Error ERR-4031"
+    insert_documents(fresh_database, CORPUS[5:], embedder)
+    after = {mode: await seen(mode) for mode in ("keyword", "hybrid")}
+    assert after == before
