@@ -32,6 +32,9 @@ from policies.store import CHANNEL, PolicyStore
 
 log = logging.getLogger(__name__)
 
+STOP_ATTEMPTS = 10
+STOP_WAIT_S = 1.0
+
 
 async def refresh(engine: PolicyEngine, store: PolicyStore, *, known: int | None = None) -> bool:
     """Reload the snapshot if the stored version or disabled sources differ from the
@@ -79,10 +82,20 @@ class PolicyListener:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        # Cancel until it ends: a cancellation can be absorbed by a library mid-cleanup,
+        # and a process must never hang on its way out because of its policy listener.
+        for _ in range(STOP_ATTEMPTS):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            done, _ = await asyncio.wait({task}, timeout=STOP_WAIT_S)
+            if done:
+                break
+        else:
+            log.error("policy listener did not stop after %d cancellations", STOP_ATTEMPTS)
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _run(self) -> None:
         while True:
@@ -115,12 +128,18 @@ class PolicyListener:
             # Anything committed while we were not listening.
             await refresh(self.engine, self.store)
             while True:
-                async for note in conn.notifies(timeout=self.poll_interval):
-                    try:
-                        version = int(note.payload)
-                    except ValueError:
-                        version = None
-                    await refresh(self.engine, self.store, known=version)
+                # aclosing: the generator holds the connection's lock while suspended at a
+                # yield; if this task is cancelled during the reload below, the generator
+                # must be closed here, or closing the connection waits for that lock
+                # forever (seen: open_runtime's exit hanging in a test now and then).
+                notes = conn.notifies(timeout=self.poll_interval)
+                async with contextlib.aclosing(notes):
+                    async for note in notes:
+                        try:
+                            version = int(note.payload)
+                        except ValueError:
+                            version = None
+                        await refresh(self.engine, self.store, known=version)
                 # The periodic poll: one cheap query, a reload only if something moved.
                 await poll(self.engine, self.store)
 
