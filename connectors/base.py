@@ -106,13 +106,13 @@ Item = SourceDocument | FailedDocument
 
 
 class ParseGuard(Protocol):
-    """Brackets the parse of one file so a file that kills the process is not parsed again.
+    """Brackets the parse of one file so a file that kills the process cannot do it twice.
 
-    ``before`` returns a reason to fail the document without parsing it (it crashed the
-    worker last time, unchanged since), or None and records that the parse started;
-    ``after`` records that it ended (either way)."""
+    ``before`` records that the parse started and answers whether the file must be parsed
+    in a child process (its last parse died with the worker, and it is unchanged since:
+    :mod:`connectors.isolated_parse`); ``after`` records that it ended (either way)."""
 
-    def before(self, external_id: str, state: list[int]) -> str | None: ...
+    def before(self, external_id: str, state: list[int]) -> bool: ...
 
     def after(self, external_id: str) -> None: ...
 

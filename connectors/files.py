@@ -33,6 +33,7 @@ from connectors.config import SourceConfigBase
 from connectors.file_walk import FileEntry, TreeWalker
 from connectors.files_config import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, FilesSourceConfig
 from connectors.globs import GlobSet
+from connectors.isolated_parse import parse_in_child
 from connectors.parsers import parse_bytes
 from core.errors import ConnectorError, DocumentParseError
 
@@ -176,12 +177,11 @@ class FilesConnector:
         if entry.size > limit:
             return failed(_too_large(entry.size, limit))
         guard = self.context.parse_guard
-        refusal = guard.before(entry.rel_path, entry.state) if guard is not None else None
-        if refusal is not None:
-            return failed(refusal)
+        isolate = guard.before(entry.rel_path, entry.state) if guard is not None else False
+        parse = parse_in_child if isolate else parse_bytes
         try:
             data = _read_at_most(path, limit)
-            parsed = parse_bytes(path.suffix, data, self.context.zip_limits)
+            parsed = parse(path.suffix, data, self.context.zip_limits)
         except DocumentParseError as exc:
             return failed(exc.message)
         except OSError as exc:

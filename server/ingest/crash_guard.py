@@ -1,14 +1,15 @@
-"""A file that kills the worker is parsed once, not on every retry.
+"""A file that kills the worker cannot kill it twice.
 
 Before a file is parsed, the guard records "parsing X (state S)" in the source's
 ``sync_state`` (its own short transaction, so the marker survives a kill); after the parse
 it clears the marker. A worker killed by the kernel (out of memory) or by anything else
 mid-parse leaves the marker behind. The next run of that source (the job's retry, or the
 next scheduled sync) moves it into ``sync_state["crashed"]`` before reading anything, and
-the file fails with the reason "crashed the worker" for as long as its state (mtime, size)
-is unchanged: a new version of the file gets a new chance, and so does every crashed
-file on a full sync (``kb sync --full``), since a kill that was not the file's fault (an
-operator's ``kill -9`` mid-parse) looks the same as one that was.
+from then on, for as long as the file's state (mtime, size) is unchanged, the file is
+parsed only in a forked child process (:mod:`connectors.isolated_parse`): if the child
+dies too, the document fails with a reason saying so and the worker goes on; if the kill
+was not the file's fault (an operator's ``kill -9`` mid-parse looks the same as an
+out-of-memory kill), the document ingests as usual and leaves the crashed list.
 
 Blocking; called from the pipeline's reader thread.
 """
@@ -23,10 +24,6 @@ from sqlalchemy import Connection, Engine, text
 
 log = logging.getLogger(__name__)
 
-CRASH_REASON = (
-    "crashed the worker while being parsed (skipped until the file changes; "
-    "see ingest.max_uncompressed_bytes and ingest.max_file_bytes)"
-)
 
 
 def recover(conn: Connection, source: str) -> dict[str, list[int]]:
@@ -47,10 +44,10 @@ def recover(conn: Connection, source: str) -> dict[str, list[int]]:
         ext = marker["external_id"]
         crashed[ext] = [int(x) for x in marker.get("state") or []]
         log.error(
-            "source %s: the last run died while parsing %r; it will fail as '%s'",
+            "source %s: the last run died while parsing %r; it is parsed in a child "
+            "process from now on, until it ingests or changes",
             source,
             ext,
-            CRASH_REASON,
         )
     state.pop("parsing", None)
     state["crashed"] = crashed
@@ -69,15 +66,15 @@ class CrashGuard:
         self.source = source
         self.crashed = dict(crashed)
 
-    def before(self, external_id: str, state: list[int]) -> str | None:
+    def before(self, external_id: str, state: list[int]) -> bool:
+        """Record the parse; True when it must run in a child process."""
         known = self.crashed.get(external_id)
-        if known is not None:
-            if known == list(state):
-                return CRASH_REASON
-            del self.crashed[external_id]  # the file changed: try it again
+        isolate = known is not None and known == list(state)
+        if known is not None and not isolate:
+            del self.crashed[external_id]  # the file changed: a new version, a new chance
         marker = {"external_id": external_id, "state": list(state)}
         self._set_marker(json.dumps(marker))
-        return None
+        return isolate
 
     def after(self, external_id: str) -> None:
         self._set_marker(None)
@@ -103,4 +100,4 @@ class CrashGuard:
                 )
 
 
-__all__ = ["CRASH_REASON", "CrashGuard", "recover"]
+__all__ = ["CrashGuard", "recover"]

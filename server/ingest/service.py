@@ -128,10 +128,6 @@ def _locked_sync(
     log.info("sync of %s (%s) started as run %d", name, config_kind, run_id)
     recorder = RunRecorder(run_id)
     issues = DocumentIssues.from_state(state, run_id)
-    if full:
-        # The operator's lever for a file flagged by a kill that was not its fault (an
-        # operator's kill -9 mid-parse looks the same as an out-of-memory kill).
-        issues.crashed.clear()
     guard = CrashGuard(engine, name, issues.crashed)
     ingest = settings.ingest
     batch = settings.ingest.embed_batch_size or max(

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 
 from server.embeddings.base import Embedder
 from server.ingest import catalog, repository, runs
-from server.ingest.crash_guard import CRASH_REASON
+from connectors.isolated_parse import CRASHED_AGAIN
 from server.settings import Settings
 from tests.connectors.corpus import make_docx
 from tests.ingest.helpers import integrity_problems, live_documents, run_row, sync, sync_engine
@@ -225,28 +225,29 @@ def test_a_file_that_kills_the_worker_fails_after_its_first_crash(
 
     crashed = _crashing_sync(settings)
     assert crashed.returncode == -9, crashed.stderr[-2000:]
-    # The retry (same hook: parsing b.md again would kill it again) skips the file.
+    # The retry (same killing parser) parses the file in a child process: the child dies,
+    # the worker does not, and the file fails with the reason.
     retried = _crashing_sync(settings)
     assert retried.returncode == 0, retried.stderr[-2000:]
     assert "RESULT 1 2" in retried.stdout
+    # And so on every later run while the file is unchanged: never the worker again.
+    assert _crashing_sync(settings).returncode == 0
     with sync_engine(settings) as engine:
         assert set(live_documents(engine, "notes")) == {"a.md", "c.md"}
         view = catalog.get_source(engine, settings, "notes")
         assert [(f["external_id"], f["reason"]) for f in view["failing"]] == [
-            ("b.md", CRASH_REASON)
+            ("b.md", CRASHED_AGAIN)
         ]
-        # Still refused while unchanged (this process would parse it without harm: it is not
-        # parsed at all).
-        again = sync(settings, engine, embedder, "notes")
-        assert again.counts.docs_failed == 1
-        # A full sync is the operator's way to give it another chance: parsed (harmlessly
-        # here, in a process without the killing parser) and ingested.
-        full = sync(settings, engine, embedder, "notes", full=True)
-        assert (full.counts.docs_failed, full.counts.docs_added) == (0, 1)
-        (root / "b.md").write_text("# B\n\nKILL-THE-WORKER\n")  # crash it once more
+        # A kill that was not the file's fault (this process parses it without harm): the
+        # isolated parse succeeds and the document ingests.
+        harmless = sync(settings, engine, embedder, "notes")
+        assert (harmless.counts.docs_failed, harmless.counts.docs_added) == (0, 1)
+        assert catalog.get_source(engine, settings, "notes")["failing_count"] == 0
+        # A new version that kills the worker again gets the same treatment.
+        (root / "b.md").write_text("# B\n\nKILL-THE-WORKER again\n")
         assert _crashing_sync(settings).returncode == -9
         assert _crashing_sync(settings).returncode == 0
-        # A new version of the file gets a new chance.
+        # A fixed version is parsed in the worker as usual.
         (root / "b.md").write_text("# B\n\nNow a harmless note about holidays.\n")
         fixed = sync(settings, engine, embedder, "notes")
         assert (fixed.counts.docs_failed, fixed.counts.docs_updated) == (0, 1)
