@@ -43,6 +43,10 @@ def test_kb_token_mint(tmp_path: Path) -> None:
     cfg.write_text(
         f"home: {tmp_path / 'home'}\nauth:\n  mode: dev\n  groups_claim: realm_access.roles\n"
     )
+    # Minting an admin token is audited, so the database must be at head first (only
+    # `kb db upgrade` and `kb serve` migrate).
+    upgraded = CliRunner().invoke(app, ["--config", str(cfg), "db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
     result = CliRunner().invoke(
         app,
         [
