@@ -25,7 +25,6 @@ from sqlalchemy import Connection, Engine, text
 log = logging.getLogger(__name__)
 
 
-
 def recover(conn: Connection, source: str) -> dict[str, list[int]]:
     """Turn a leftover "parsing" marker into a crashed entry; return the crashed map."""
     row = conn.execute(

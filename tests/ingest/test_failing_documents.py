@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from connectors.isolated_parse import CRASHED_AGAIN
 from server.embeddings.base import Embedder
 from server.ingest import catalog, repository, runs
-from connectors.isolated_parse import CRASHED_AGAIN
 from server.settings import Settings
 from tests.connectors.corpus import make_docx
 from tests.ingest.helpers import integrity_problems, live_documents, run_row, sync, sync_engine
