@@ -11,7 +11,9 @@ Run by `make prereqs` (and so by `make test` and `make test-fast`, which skips N
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -57,11 +59,32 @@ def _postgres() -> str | None:
     return None
 
 
+def _docker_compose() -> str | None:
+    # Only its `config` command is used (validating the compose files; no engine needed).
+    # Debian's package is one registry install away: install it when we may.
+    if shutil.which("docker-compose"):
+        return None
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "docker-compose"],
+        ):
+            subprocess.run(cmd, env=env, check=False, capture_output=True, timeout=600)
+        if shutil.which("docker-compose"):
+            return None
+    return (
+        "docker-compose not found: the compose files are validated with it "
+        "(apt-get install docker-compose)"
+    )
+
+
 CHECKS: dict[str, Callable[[], str | None]] = {
     "git": _git,
     "npm (Node MCP clients)": _npm,
     "MariaDB 127.0.0.1:3306": _mariadb,
     "PostgreSQL 127.0.0.1:5432": _postgres,
+    "docker-compose (compose file validation)": _docker_compose,
 }
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +41,6 @@ def test_dev_override_opts_in_explicitly() -> None:
     assert "docker-compose.dev.yml" in readme and "--allow-insecure-bind" in readme
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
 def test_compose_files_validate(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_PASSWORD", "KB_PUBLISH")}
 
