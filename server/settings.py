@@ -289,6 +289,13 @@ class McpSettings(_Section):
         description="Characters of one fetched document (truncated beyond).",
     )
     page_size: int = Field(default=50, ge=1, le=500, description="Items per resources/list page.")
+    stateless_http: bool = Field(
+        default=False,
+        description="Serve 2025-11-25 (initialize handshake) clients without server-side "
+        "sessions: no Mcp-Session-Id is issued, so any replica behind a round-robin load "
+        "balancer answers any request (docs/scaling.md). 2026-07-28 requests are stateless "
+        "either way.",
+    )
 
 
 class StdioSettings(_Section):

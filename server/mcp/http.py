@@ -131,6 +131,9 @@ class McpMount:
             app=self.server.lowlevel,
             security_settings=security,
             max_request_body_size=self.settings.http.max_request_bytes,
+            # Sessions live in this process's memory: with several replicas they need
+            # sticky routing, or none at all (stateless; see docs/scaling.md).
+            stateless=self.settings.mcp.stateless_http,
         )
         http = self.settings.http
         self.intake = McpIntake(
