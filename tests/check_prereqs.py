@@ -59,24 +59,24 @@ def _postgres() -> str | None:
     return None
 
 
-def _docker_compose() -> str | None:
-    # Only its `config` command is used (validating the compose files; no engine needed).
-    # Debian's package is one registry install away: install it when we may.
-    if shutil.which("docker-compose"):
-        return None
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "docker-compose"],
-        ):
-            subprocess.run(cmd, env=env, check=False, capture_output=True, timeout=600)
-        if shutil.which("docker-compose"):
+def _apt_binary(binary: str, package: str, why: str) -> Callable[[], str | None]:
+    """A Debian package the suite runs as a real part; installed when we may (root + apt)."""
+
+    def check() -> str | None:
+        if shutil.which(binary):
             return None
-    return (
-        "docker-compose not found: the compose files are validated with it "
-        "(apt-get install docker-compose)"
-    )
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            for cmd in (
+                ["apt-get", "update", "-qq"],
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+            ):
+                subprocess.run(cmd, env=env, check=False, capture_output=True, timeout=900)
+            if shutil.which(binary):
+                return None
+        return f"{binary} not found: {why} (apt-get install {package})"
+
+    return check
 
 
 CHECKS: dict[str, Callable[[], str | None]] = {
@@ -84,7 +84,19 @@ CHECKS: dict[str, Callable[[], str | None]] = {
     "npm (Node MCP clients)": _npm,
     "MariaDB 127.0.0.1:3306": _mariadb,
     "PostgreSQL 127.0.0.1:5432": _postgres,
-    "docker-compose (compose file validation)": _docker_compose,
+    # Only `docker-compose config` is used (validating the compose files; no engine needed).
+    "docker-compose (compose file validation)": _apt_binary(
+        "docker-compose", "docker-compose", "the compose files are validated with it"
+    ),
+    "nginx (load balancer in the replica tests)": _apt_binary(
+        "nginx", "nginx-light", "server replicas are tested behind a real nginx"
+    ),
+    "chromium (admin console browser tests)": _apt_binary(
+        "chromium", "chromium", "Playwright drives Debian's Chromium headless"
+    ),
+    "wrk (throughput benchmark load generator)": _apt_binary(
+        "wrk", "wrk", "bench throughput drives the MCP endpoint with it"
+    ),
 }
 
 

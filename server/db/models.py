@@ -226,7 +226,14 @@ class AuditEntry(Base):
     """Append-only: a trigger in the migration refuses UPDATE and DELETE."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_at", "at"),)
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index(
+            "ix_audit_log_request_id",
+            "request_id",
+            postgresql_where=text("request_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     at: Mapped[datetime] = _now()
@@ -247,6 +254,8 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(Text, nullable=False)
     error: Mapped[str | None] = mapped_column(Text)
     latency_ms: Mapped[float] = mapped_column(Double, nullable=False, server_default="0")
+    # The request id of the structured logs (migration 0005); None for CLI actions.
+    request_id: Mapped[str | None] = mapped_column(Text)
 
 
 class PolicyRule(Base):
