@@ -62,8 +62,13 @@ def _postgres() -> str | None:
 def _apt_binary(binary: str, package: str, why: str) -> Callable[[], str | None]:
     """A Debian package the suite runs as a real part; installed when we may (root + apt)."""
 
+    def found() -> bool:
+        # Daemons such as nginx live in /usr/sbin, which a user's PATH may lack.
+        path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+        return shutil.which(binary, path=path) is not None
+
     def check() -> str | None:
-        if shutil.which(binary):
+        if found():
             return None
         if os.geteuid() == 0 and shutil.which("apt-get"):
             env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -72,7 +77,7 @@ def _apt_binary(binary: str, package: str, why: str) -> Callable[[], str | None]
                 ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
             ):
                 subprocess.run(cmd, env=env, check=False, capture_output=True, timeout=900)
-            if shutil.which(binary):
+            if found():
                 return None
         return f"{binary} not found: {why} (apt-get install {package})"
 
