@@ -64,6 +64,34 @@ class DatabaseSettings(_Section):
     statement_timeout_ms: int = Field(
         default=30_000, ge=0, description="Server-side limit per statement (0 disables)."
     )
+    read_replicas: list[SecretStr] = Field(
+        default_factory=list,
+        description=(
+            "URLs of streaming read replicas of the database (same login as url). They serve "
+            "search, fetch and listings; writes, policies, auth and audit stay on the primary. "
+            "A replica serves a read only if it has replayed every revocation this process "
+            "knows of (policy change, document ACL change or deletion); otherwise, or when "
+            "unreachable, the read goes to the primary. See docs/scaling.md."
+        ),
+    )
+    replica_max_lag_s: float | None = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "A replica further behind the primary than this (seconds) is not used, so "
+            "additions reach readers within this bound too. null: no bound (revocations "
+            "are honoured either way)."
+        ),
+    )
+    replica_recheck_s: float = Field(
+        default=0.2,
+        gt=0,
+        le=60,
+        description=(
+            "While a replica is behind, seconds between two checks of its replay position "
+            "(reads go to the primary meanwhile)."
+        ),
+    )
 
 
 EmbeddingBackend = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"]
