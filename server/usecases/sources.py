@@ -140,8 +140,17 @@ async def get_job(rt: Runtime, admin: AdminCaller, run_id: int) -> dict[str, Any
         return await _blocking(rt, lambda e: catalog.get_run(e, run_id))
 
 
+async def set_enabled(rt: Runtime, admin: AdminCaller, name: str, enabled: bool) -> dict[str, Any]:
+    """Enable or disable a source: its stored definition with ``enabled`` changed, replaced
+    through :func:`add_source` (validated, checked against the source and audited there)."""
+    current = await get_source(rt, admin, name)
+    definition = {**current["config"], "enabled": enabled}
+    return await add_source(rt, admin, definition, replace=True)
+
+
 __all__ = [
     "add_source",
+    "set_enabled",
     "get_job",
     "get_source",
     "list_jobs",
