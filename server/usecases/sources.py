@@ -150,12 +150,12 @@ async def set_enabled(rt: Runtime, admin: AdminCaller, name: str, enabled: bool)
 
 __all__ = [
     "add_source",
-    "set_enabled",
     "get_job",
     "get_source",
     "list_jobs",
     "list_sources",
     "remove_source",
+    "set_enabled",
     "sync_here",
     "sync_source",
 ]
