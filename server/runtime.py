@@ -11,15 +11,17 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 from policies.engine import PolicyEngine
 from policies.listener import open_policy_engine
+from policies.store import CHANNEL as POLICY_CHANNEL
 from policies.store import PolicyStore
 from server.audit.recorder import AuditRecorder
 from server.auth.service import Authenticator
 from server.db import migrate
 from server.db.engine import Database, DatabaseTarget, check_database, resolve_database
+from server.db.replicas import ReadRouter, open_read_router
 from server.embeddings import AsyncEmbedder, Embedder, load_embedder
 from server.settings import Settings
 
@@ -36,12 +38,17 @@ class Runtime:
     started: dict[str, bool] = field(default_factory=dict)
     # The access-policy snapshot; open_runtime loads it and keeps it current (LISTEN).
     policies: PolicyEngine = field(default_factory=PolicyEngine.empty)
+    # Where search, fetch and listings read: read replicas when configured and current
+    # (server/db/replicas.py), else the primary. open_runtime passes it; default: primary.
+    read_router: InitVar[ReadRouter | None] = None
+    reads: ReadRouter = field(init=False)
     # Built from settings and db in __post_init__, so every Runtime has them.
     auth: Authenticator = field(init=False)
     audit: AuditRecorder = field(init=False)
     policy_store: PolicyStore = field(init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, read_router: ReadRouter | None) -> None:
+        self.reads = read_router or ReadRouter(self.db)
         self.auth = Authenticator(self.settings, self.db)
         self.audit = AuditRecorder(self.db, self.settings.audit)
         self.policy_store = PolicyStore(
@@ -113,16 +120,29 @@ async def open_runtime(
             loaded = await asyncio.to_thread(load_embedder, settings.embedding)
             async_embedder = AsyncEmbedder.configured(loaded, settings.embedding)
         policy_file = settings.resolve(settings.policy_file) if settings.policy_file else None
-        async with open_policy_engine(
-            PolicyStore(db, configured_sources(settings), audit=AuditRecorder(db, settings.audit)),
-            resolved.dsn,
-            admin_principals=settings.auth.admin_principals,
-            policy_file=policy_file,
-            watch=watch_policies,
-            poll_interval=settings.policy.poll_interval_s,
-            max_age=settings.policy.max_age_s,
-        ) as policies:
-            yield Runtime(settings, resolved, db, async_embedder, version, policies=policies)
+        async with (
+            open_policy_engine(
+                PolicyStore(
+                    db, configured_sources(settings), audit=AuditRecorder(db, settings.audit)
+                ),
+                resolved.dsn,
+                admin_principals=settings.auth.admin_principals,
+                policy_file=policy_file,
+                watch=watch_policies,
+                poll_interval=settings.policy.poll_interval_s,
+                max_age=settings.policy.max_age_s,
+            ) as policies,
+            open_read_router(settings, resolved, db, [POLICY_CHANNEL]) as reads,
+        ):
+            yield Runtime(
+                settings,
+                resolved,
+                db,
+                async_embedder,
+                version,
+                policies=policies,
+                read_router=reads,
+            )
     finally:
         if async_embedder is not None:
             async_embedder.close()

@@ -50,7 +50,7 @@ async def _search(
 
     async with open_runtime(settings, watch_policies=False) as runtime:
         readers = reading.Readers(
-            search=SearchService(runtime.db, runtime.require_embedder(), settings),
+            search=SearchService(runtime.reads, runtime.require_embedder(), settings),
             policies=runtime.policies,
             audit=runtime.audit,
         )

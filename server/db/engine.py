@@ -172,12 +172,20 @@ def _translate_connection_errors(context: ExceptionContext) -> None:
 
 
 def make_async_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
+    return make_async_engine_at(target.runtime_url, settings)
+
+
+def make_async_engine_at(url: URL, settings: Settings, application_name: str = "") -> AsyncEngine:
+    """A pooled async engine on ``url`` (the primary's runtime URL, or a read replica's)."""
+    connect_args = _connect_args(settings, url)
+    if application_name:
+        connect_args["application_name"] = application_name
     engine = create_async_engine(
-        target.runtime_url,
+        url,
         pool_size=settings.database.pool_size,
         max_overflow=settings.database.max_overflow,
         pool_pre_ping=True,
-        connect_args=_connect_args(settings, target.runtime_url),
+        connect_args=connect_args,
     )
     event.listen(engine.sync_engine, "handle_error", _translate_connection_errors)
     return engine
@@ -217,6 +225,7 @@ __all__ = [
     "check_database",
     "describe",
     "make_async_engine",
+    "make_async_engine_at",
     "make_sync_engine",
     "resolve_database",
     "to_libpq_dsn",

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from core.errors import NotFound
 from policies.access import AccessFilter
-from server.db.engine import Database
+from server.db.replicas import SessionSource
 from server.embeddings import AsyncEmbedder
 from server.search import keyword as kw
 from server.search import repository as repo
@@ -176,7 +176,7 @@ class SearchService:
 
     def __init__(
         self,
-        db: Database,
+        db: SessionSource,
         embedder: AsyncEmbedder,
         settings: Settings,
         tuning: SearchTuning | None = None,
