@@ -14,6 +14,7 @@ except through :func:`make_access_filter`, which a lint test allows only in ``po
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from sqlalchemy.orm import QueryableAttribute
 
 from core.identity import Caller
 from server.db.models import CHUNK_AUTHZ_ATTRS, DOCUMENT_AUTHZ_ATTRS
+from server.observability import search_clock
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class AccessFilter:
 
     def permits(self, row: RowAttributes) -> bool:
         """Re-check one returned row. Any exception denies (fail closed)."""
+        started = time.perf_counter()
         try:
             return bool(self._permits(row))
         except Exception:
@@ -126,6 +129,8 @@ class AccessFilter:
                 "row re-check failed for %s; denying", self.caller.subject
             )
             return False
+        finally:
+            search_clock.add("recheck", time.perf_counter() - started)  # /metrics stage
 
 
 def make_access_filter(

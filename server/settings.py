@@ -393,6 +393,42 @@ class IngestSettings(_Section):
     )
 
 
+class LoggingSettings(_Section):
+    format: Literal["auto", "text", "json"] = Field(
+        default="auto",
+        description="Log lines as text or JSON (one object a line, with the request id); "
+        "auto: text when stderr is a terminal, JSON otherwise.",
+    )
+
+
+class MetricsSettings(_Section):
+    enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics at /metrics (`kb serve`)."
+    )
+    bearer_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /metrics requires `Authorization: Bearer <token>` (401 "
+        "otherwise); unset, /metrics is open like /healthz: keep it off public networks.",
+    )
+    database_interval_s: float = Field(
+        default=15.0,
+        ge=0,
+        le=3600,
+        description="Seconds the database-held figures (queue depth, documents, ingestion "
+        "totals) are cached between scrapes.",
+    )
+    worker_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`kb worker` serves its own /metrics (embedder throughput) on this port "
+        "of worker_host.",
+    )
+    worker_host: str = Field(
+        default="127.0.0.1", description="Interface for the worker's metrics port."
+    )
+
+
 class PolicySettings(_Section):
     poll_interval_s: float = Field(
         default=5.0,
@@ -445,6 +481,8 @@ class Settings(BaseSettings):
         default=None, description="Policy file imported on first start when no policy exists yet."
     )
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     config_dir: Path = Field(
         default=Path(), description="Directory relative paths in the config are resolved against."
     )

@@ -30,6 +30,7 @@ CONTENT_MODULES = {
     "server.search.keyword": "access-filtered BM25 reads (rule 4)",
     "server.ingest.repository": "the ingestion writer: replaces and withdraws documents",
     "policies.store": "counts readable documents per source with the access predicate",
+    "server.observability.repository": "/metrics: document and chunk counts per source only",
 }
 # The search repository: every public coroutine naming a content model takes an AccessFilter.
 SEARCH_REPOSITORY = ("server.search.repository", "server.search.keyword")

@@ -57,6 +57,8 @@ from core.identity import Caller
 from server.audit.scrub import QUERY_KEYS, clean_text, scrub
 from server.db.engine import Database
 from server.db.models import AuditEntry
+from server.observability.metrics import observe_audited
+from server.observability.request_id import current_request_id
 from server.settings import AuditSettings
 
 log = logging.getLogger(__name__)
@@ -200,6 +202,7 @@ class AuditRecorder:
         def text(value: str | None) -> str | None:
             return None if value is None else clean_text(value)
 
+        observe_audited(transport, method, outcome)  # denials and not-found (/metrics)
         return {
             "principals": sorted(clean_text(p) for p in principals),
             "client_id": text(client_id),
@@ -213,6 +216,8 @@ class AuditRecorder:
             "outcome": outcome,
             "error": text(error),
             "latency_ms": round(latency_ms, 3),
+            # The HTTP request's id, as in its log lines (None for CLI actions).
+            "request_id": current_request_id(),
         }
 
     def write_failed(self, row: Mapping[str, Any], exc: BaseException) -> None:

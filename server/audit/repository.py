@@ -79,6 +79,7 @@ def as_dict(row: AuditEntry) -> dict[str, object]:
         "outcome": row.outcome,
         "error": row.error,
         "latency_ms": row.latency_ms,
+        "request_id": row.request_id,
     }
 
 

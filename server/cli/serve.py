@@ -28,6 +28,7 @@ from server.db.home_lock import HomeLock
 from server.embeddings import load_embedder
 from server.http.bind import check_bind
 from server.http.protocol import uvicorn_config
+from server.observability.logs import uvicorn_log_options
 from server.ops.tls import tls_files
 from server.runtime import prepare_database
 
@@ -87,7 +88,7 @@ def serve(
         settings = settings.model_copy(
             update={"http": settings.http.model_copy(update={"public_url": public})}
         )
-    configure_logging(settings.log_level)
+    log_format = configure_logging(settings.log_level, settings.logging.format)
     check_bind(settings, allow_insecure=allow_insecure_bind)
     with stop_signals_unwind(), HomeLock(settings.home_dir):
         with console.status("starting the database"):
@@ -105,7 +106,11 @@ def serve(
                 f"(MCP {settings.http.base_url}/mcp, docs {settings.http.base_url}/docs)"
             )
             with EmbeddedWatchdog(target):
-                config = uvicorn_config(app, settings, **(tls.uvicorn_options() if tls else {}))
+                options = {
+                    **uvicorn_log_options(log_format),
+                    **(tls.uvicorn_options() if tls else {}),
+                }
+                config = uvicorn_config(app, settings, **options)
                 _serve_until_signalled(uvicorn.Server(config))
         finally:
             target.close()

@@ -14,6 +14,7 @@ from server.cli.db_watch import EmbeddedWatchdog
 from server.cli.signals import stop_signals_unwind
 from server.db.engine import describe
 from server.jobs.worker import run_worker_until_stopped
+from server.observability.metrics import serve_process_metrics
 from server.runtime import prepare_database
 
 
@@ -31,7 +32,8 @@ def worker(
 
     Start more workers (on more machines, against the same database) to ingest more at once."""
     settings = State.settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.logging.format)
+    serve_process_metrics(settings.metrics.worker_port, settings.metrics.worker_host)
     with stop_signals_unwind():
         target, _ = prepare_database(settings)
         try:

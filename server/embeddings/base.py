@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.embeddings.query_cache import QueryCache, cache_key
+from server.observability.metrics import timed_query
 
 if TYPE_CHECKING:
     from server.settings import EmbeddingSettings
@@ -89,6 +90,7 @@ class AsyncEmbedder:
     def dimensions(self) -> int:
         return self.embedder.dimensions
 
+    @timed_query  # kb_embedder_* and the search's embed stage (/metrics)
     async def embed_query(self, text: str) -> Vectors:
         loop = asyncio.get_running_loop()
         if self.cache is None:

@@ -29,7 +29,8 @@ from server.mcp.completion import complete
 from server.mcp.prompts import PromptGate, register_prompts
 from server.mcp.resources import Resources
 from server.mcp.state import McpState
-from server.mcp.tools import register_tools
+from server.mcp.tools import register_tools, tool_names
+from server.observability.mcp_metrics import McpMetricsMiddleware
 from server.settings import Settings
 
 DEFAULT_INSTRUCTIONS = (
@@ -89,7 +90,16 @@ def build_mcp_server(settings: Settings, lifespan: Lifespan) -> KbMcpServer:
     if cfg.resources_enabled:
         install_resources(server)
     low.add_request_handler("completion/complete", CompleteRequestParams, complete)
+    # Requests by method and tool with their latency (labels clamped to what is registered).
+    tools = frozenset(n for n in tool_names(cfg).values() if n)
+    low.middleware.append(McpMetricsMiddleware(lambda m: _handles(low, m), tools.__contains__))
     return server
+
+
+def _handles(low: Server[McpState], method: str) -> bool:
+    return low.get_request_handler(method) is not None or (
+        low.get_notification_handler(method) is not None
+    )
 
 
 def install_resources(server: KbMcpServer) -> None:
