@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 
 from core.errors import DatabaseUnavailable, PgvectorMissing
 from server.db.embedded import EmbeddedPostgres
+from server.db.revocations import announce_document_writes
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,9 @@ def _translate_connection_errors(context: ExceptionContext) -> None:
 
 
 def make_async_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
-    return make_async_engine_at(target.runtime_url, settings)
+    engine = make_async_engine_at(target.runtime_url, settings)
+    announce_document_writes(engine.sync_engine)  # read replicas must hear of them
+    return engine
 
 
 def make_async_engine_at(url: URL, settings: Settings, application_name: str = "") -> AsyncEngine:
@@ -192,12 +195,14 @@ def make_async_engine_at(url: URL, settings: Settings, application_name: str = "
 
 
 def make_sync_engine(target: DatabaseTarget, settings: Settings) -> Engine:
-    return create_engine(
+    engine = create_engine(
         target.runtime_url,
         pool_size=min(5, settings.database.pool_size),
         pool_pre_ping=True,
         connect_args=_connect_args(settings, target.runtime_url),
     )
+    announce_document_writes(engine)  # ingestion's writes: read replicas must hear of them
+    return engine
 
 
 @dataclass

@@ -7,8 +7,9 @@ document's ACL, or deleted it, would still hold the old row and serve it. So the
 keeps a *barrier*, a WAL position of the primary that a replica must have replayed:
 
 * Every change that can revoke access commits with a NOTIFY: ``kb_policy`` (policy
-  versions, sources switched off) and ``kb_documents`` (ingestion replacing, re-placing or
-  deleting documents). Notifications are delivered after commit, so the primary's
+  versions, sources switched off) and ``kb_documents`` (any transaction of the primary's
+  engines that wrote documents, chunks or sources: ``server/db/revocations.py``).
+  Notifications are delivered after commit, so the primary's
   ``pg_current_wal_insert_lsn()`` read on hearing one is at or past that commit's record.
 * On (re)connecting, the barrier becomes the primary's current position: a revocation
   committed while nobody listened is covered too. While the LISTEN connection is down,
@@ -40,7 +41,7 @@ from typing import Protocol
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from core.errors import DatabaseUnavailable
@@ -52,12 +53,11 @@ from server.db.engine import (
     make_async_engine_at,
     to_sqlalchemy_url,
 )
+from server.db.revocations import DOCUMENTS_CHANNEL
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Ingestion notifies here when it replaces, re-places or deletes documents.
-DOCUMENTS_CHANNEL = "kb_documents"
 # How long an unreachable or wrong replica is left alone before it is tried again.
 RETRY_AFTER_S = 5.0
 # How often the barrier samples the primary's position (for the lag bound) and, by the
@@ -72,13 +72,6 @@ class SessionSource(Protocol):
     """What opens read sessions: the primary :class:`Database` or a :class:`ReadRouter`."""
 
     def sessions(self) -> AbstractAsyncContextManager[AsyncSession]: ...
-
-
-def announce_document_change(conn: Connection) -> None:
-    """Inside an ingestion transaction that replaces, re-places or deletes documents: tell
-    every process at commit, so no replica serves the rows as they were before it.
-    (Postgres folds identical notifications of one transaction into one.)"""
-    conn.execute(select(func.pg_notify(DOCUMENTS_CHANNEL, "")))
 
 
 def parse_lsn(value: str) -> int:
@@ -363,7 +356,6 @@ __all__ = [
     "Replica",
     "RevocationBarrier",
     "SessionSource",
-    "announce_document_change",
     "open_read_router",
     "parse_lsn",
 ]

@@ -24,7 +24,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from policies.store import CHANNEL as POLICY_CHANNEL
 from server.db.models import Chunk, Document, IngestFailure, IngestRun, Source
-from server.db.replicas import announce_document_change
 from server.embeddings.base import Vectors
 from server.ingest.chunking import ChunkText
 
@@ -92,10 +91,7 @@ def _source_row(row: Any) -> SourceRow:
 
 def delete_source(conn: Connection, name: str) -> bool:
     """Remove a source; its documents and chunks go with it (ON DELETE CASCADE)."""
-    if not conn.execute(delete(Source).where(Source.name == name)).rowcount:
-        return False
-    announce_document_change(conn)  # its documents went with it: replicas must catch up
-    return True
+    return bool(conn.execute(delete(Source).where(Source.name == name)).rowcount)
 
 
 def save_sync_state(
@@ -232,7 +228,6 @@ def replace_documents(conn: Connection, docs: Sequence[DocumentWrite], vectors: 
         },
     ).returning(Document.external_id, Document.id)
     ids = {ext: doc_id for ext, doc_id in conn.execute(stmt).all()}
-    announce_document_change(conn)  # an ACL may have narrowed: replicas must catch up
     conn.execute(delete(Chunk).where(Chunk.document_id.in_(list(ids.values()))))
     return _copy_chunks(conn, docs, ids, vectors)
 
@@ -304,7 +299,6 @@ def mark_deleted(conn: Connection, source: str, external_ids: Iterable[str]) -> 
     )
     if doc_ids:
         conn.execute(delete(Chunk).where(Chunk.document_id.in_(doc_ids)))
-        announce_document_change(conn)
     return len(doc_ids)
 
 
@@ -354,7 +348,6 @@ def apply_placement(
         .where(Chunk.document_id == doc_id)
         .values(collection=collection, path=path, level=level, acl=list(acl))
     )
-    announce_document_change(conn)
     return True
 
 
