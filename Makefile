@@ -58,8 +58,10 @@ test-fast: $(STAMP) prereqs
 	@echo "==> pytest (fast subset: not slow, not node)"
 	$(BIN)/python -m pytest -m "not slow and not node" $(PYTEST_ARGS)
 
+# `make bench` lists the benchmarks; `make bench NAME=search_recall ARGS="--chunks 1000000"`
+# runs one (each writes its section of docs/benchmarks.md). BENCH_ARGS is the older spelling.
 bench: $(STAMP)
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench $(if $(NAME),$(NAME) $(ARGS),$(or $(BENCH_ARGS),--help))
 
 clean:
 	rm -rf $(VENV) .kb .mypy_cache .pytest_cache .ruff_cache
