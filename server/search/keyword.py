@@ -41,6 +41,7 @@ from server.db.models import Bm25Corpus, Bm25Posting, Bm25Term, Chunk
 from server.search.query_syntax import ParsedQuery
 from server.search.repository import Candidate, _chunk_scope
 from server.search.schemas import SearchFilters
+from server.search.timing import phase
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,10 @@ async def bm25_candidates(
     """The ``limit`` best allowed chunks by BM25, best first. Call inside a transaction."""
     if not query.scored:
         return []
-    await _tune(session)
-    qw = await query_weights(session, query.scored)
+    with phase("keyword: settings"):
+        await _tune(session)
+    with phase("keyword: query weights"):
+        qw = await query_weights(session, query.scored)
     if not qw.terms:
         return []
     # term = ANY(constant array): the planner estimates each term's posting list from the
@@ -134,7 +137,8 @@ async def bm25_candidates(
         .order_by(score.desc(), Bm25Posting.chunk_id)
         .limit(limit)
     )
-    rows = (await session.execute(stmt)).all()
+    with phase("keyword: scoring"):
+        rows = (await session.execute(stmt)).all()
     return [Candidate(r.chunk_id, r.document_id, float(r.score)) for r in rows]
 
 

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from policies.access import AccessFilter, AuthzColumns, RowAttributes
 from server.db.models import Chunk, Document, Source
 from server.search.schemas import MetadataValue, SearchFilters
+from server.search.timing import phase
 
 # Candidates are re-sorted in Python: relaxed_order may return them slightly out of order.
 _ITERATIVE_SCAN = "relaxed_order"
@@ -175,7 +176,8 @@ async def vector_candidates(
     ``exact`` orders by an expression the HNSW index cannot serve, so the scan covers every
     allowed row: used when the allowed set is small enough that this is cheap and exact.
     """
-    await _tune_vector_scan(session, ef_search, max_scan_tuples)
+    with phase("vector: settings"):
+        await _tune_vector_scan(session, ef_search, max_scan_tuples)
     distance = Chunk.embedding.cosine_distance(list(embedding))
     order = distance + 0.0 if exact else distance
     stmt = (
@@ -184,7 +186,8 @@ async def vector_candidates(
         .order_by(order)
         .limit(limit)
     )
-    rows = (await session.execute(stmt)).all()
+    with phase("vector: query"):
+        rows = (await session.execute(stmt)).all()
     ordered = sorted(rows, key=lambda r: (r.distance, r.id))
     return [Candidate(r.id, r.document_id, float(r.distance)) for r in ordered]
 

@@ -22,6 +22,7 @@ from core.errors import NotFound
 from policies.access import AccessFilter
 from server.db.replicas import SessionSource
 from server.embeddings import AsyncEmbedder
+from server.observability.metrics import observed_search
 from server.search import keyword as kw
 from server.search import repository as repo
 from server.search.passages import highlight, make_passage
@@ -42,6 +43,7 @@ from server.search.schemas import (
     document_uri,
     source_uri,
 )
+from server.search.timing import phase
 from server.search.validation import (
     CHUNK_NOT_FOUND,
     DOCUMENT_NOT_FOUND,
@@ -187,6 +189,7 @@ class SearchService:
         self.tuning = tuning or SearchTuning()
 
     # ------------------------------------------------------------------ search
+    @observed_search  # duration, embed/database/re-check stages, hits (/metrics)
     async def search(self, access: AccessFilter, query: SearchQuery) -> SearchResult:
         text = check_query_text(query.text)
         top_k = check_int(query.top_k, "top_k", 1, self._settings.mcp.top_k_max)
@@ -205,15 +208,30 @@ class SearchService:
         )
         try:
             if mode != "keyword":
-                embedding = await self._embedder.embed_query(text)
-                vector = await self.vector_search(access, filters, embedding.tolist(), limit)
-                vector = await self._honour_syntax(access, parsed, vector)
+                with phase("embed query"):
+                    embedding = await self._embedder.embed_query(text)
+                with phase("vector branch"):
+                    vector = await self.vector_search(access, filters, embedding.tolist(), limit)
+                with phase("phrase/exclusion check"):
+                    vector = await self._honour_syntax(access, parsed, vector)
             if keyword is not None:
-                lexical = await keyword
+                with phase("wait for keyword branch"):
+                    lexical = await keyword
         finally:
             if keyword is not None and not keyword.done():
                 keyword.cancel()
+        with phase("fusion"):
+            fused = self._fuse(mode, text, lexical, vector)
+            ranked = best_chunk_per_document(fused)
+        with phase("hydration"):
+            hits = await self._hydrate(access, parsed.scored, ranked, top_k)
+        return SearchResult(query=text, hits=hits)
+
+    def _fuse(
+        self, mode: str, text: str, lexical: list[repo.Candidate], vector: list[repo.Candidate]
+    ) -> dict[int, tuple[float, repo.Candidate]]:
         vector = self._above_floor(vector, {c.chunk_id for c in lexical})
+        fused: dict[int, tuple[float, repo.Candidate]]
         if mode == "hybrid":
             s = self._settings.search
             if s.lookups_keyword_first and lexical and looks_up_identifier(text):
@@ -226,9 +244,7 @@ class SearchService:
             fused = rank_scored(lexical, k=self._settings.search.rrf_k)
         else:
             fused = {c.chunk_id: (1.0 - c.score, c) for c in vector}
-        ranked = best_chunk_per_document(fused)
-        hits = await self._hydrate(access, parsed.scored, ranked, top_k)
-        return SearchResult(query=text, hits=hits)
+        return fused
 
     def _above_floor(self, vector: list[repo.Candidate], matched: set[int]) -> list[repo.Candidate]:
         """Vector hits at least as similar as the floor, or matched by a query word."""
@@ -254,8 +270,9 @@ class SearchService:
     ) -> list[repo.Candidate]:
         s = self._settings.search
         params = kw.Bm25Params(k1=s.bm25_k1, b=s.bm25_b)
-        async with self._db.sessions() as session, session.begin():
-            return await kw.bm25_candidates(session, access, filters, parsed, limit, params)
+        with phase("keyword branch"):
+            async with self._db.sessions() as session, session.begin():
+                return await kw.bm25_candidates(session, access, filters, parsed, limit, params)
 
     async def keyword_search(
         self, access: AccessFilter, filters: SearchFilters, text: str, limit: int
@@ -270,7 +287,10 @@ class SearchService:
         """The vector branch alone: the nearest allowed chunks, nearest first."""
         t = self.tuning
         async with self._db.sessions() as session, session.begin():
-            allowed = await repo.count_allowed_chunks(session, access, filters, t.exact_scan_below)
+            with phase("vector: capped pre-count"):
+                allowed = await repo.count_allowed_chunks(
+                    session, access, filters, t.exact_scan_below
+                )
             return await repo.vector_candidates(
                 session,
                 access,
@@ -293,12 +313,14 @@ class SearchService:
         wanted = ranked[: top_k * 2]
         chars = self._settings.mcp.snippet_chars
         async with self._db.sessions() as session:
-            rows = await repo.load_chunks(session, access, [c.chunk_id for _, c in wanted])
+            with phase("hydration: load + re-check"):
+                rows = await repo.load_chunks(session, access, [c.chunk_id for _, c in wanted])
             kept = [(score, rows[c.chunk_id]) for score, c in wanted if c.chunk_id in rows]
             kept = kept[:top_k]
-            matched = await kw.matched_words(
-                session, {r.chunk_id: r.text for _, r in kept}, scored_text
-            )
+            with phase("hydration: matched words"):
+                matched = await kw.matched_words(
+                    session, {r.chunk_id: r.text for _, r in kept}, scored_text
+                )
         marked = self._settings.search.highlight
         hits: list[SearchHit] = []
         for score, row in kept:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from server.search.schemas import (
     SourceSummary,
 )
 from server.search.service import SearchService
+from server.search.timing import phase, record
 
 
 class PolicySource(Protocol):
@@ -84,10 +86,18 @@ async def authorized_read(
     arguments: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Read]:
     """Caller -> access filter -> the body -> one audit row (written even on failure)."""
-    async with ctx.audit.call(caller, method=method, target=target, arguments=arguments) as rec:
-        access = await access_for(ctx, caller)
-        rec.policy_version = access.policy_version
-        yield Read(caller=caller, access=access, record=rec)
+    body_done = time.perf_counter()
+    try:
+        async with ctx.audit.call(caller, method=method, target=target, arguments=arguments) as rec:
+            with phase("policy filter"):
+                access = await access_for(ctx, caller)
+            rec.policy_version = access.policy_version
+            try:
+                yield Read(caller=caller, access=access, record=rec)
+            finally:
+                body_done = time.perf_counter()
+    finally:
+        record("audit write", (time.perf_counter() - body_done) * 1000)
 
 
 async def record_rejected(
@@ -115,7 +125,8 @@ async def search(
     async with authorized_read(
         ctx, caller, method=method, target=target, arguments=recorded
     ) as read:
-        result = await ctx.search.search(read.access, query)
+        with phase("search service"):
+            result = await ctx.search.search(read.access, query)
         read.record.documents(h.document_id for h in result.hits)
         read.record.chunks(h.chunk_id for h in result.hits)
     return result
