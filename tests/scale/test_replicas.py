@@ -1,0 +1,211 @@
+"""Three ``kb serve`` replicas on one database behind a real nginx, driven through it.
+
+nginx round-robins (no stickiness), so consecutive requests of one client land on different
+replicas; ``X-Kb-Upstream`` (test config only) names the replica of each answer. Proven:
+
+* 2026-07-28 requests are answered by every replica;
+* a 2025-11-25 client (initialize handshake) keeps working across replicas because the
+  replicas run with ``mcp.stateless_http`` (no session to lose; docs/scaling.md says why);
+* bearer tokens and API keys work on every replica, and an API key revoked through one
+  replica is refused by all; a token from an unknown key is refused by all;
+* a policy revocation made through the admin API of one replica is enforced by every
+  replica (polled until each has stopped returning the document, then checked to stay so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from server.embeddings.base import Embedder
+from server.settings import Settings
+from tests.ingest.helpers import sync, sync_engine
+from tests.scale.topology import (
+    ADMIN,
+    Issuer,
+    Nginx,
+    Replicas,
+    admin_call,
+    hit_ids,
+    mcp_client,
+    post_mcp,
+    replica_config,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.anyio]
+
+BALANCER_PORT = 18600
+REPLICA_PORTS = (18601, 18602, 18603)
+TOOLS_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+QUERY = "Project Heron launch plan"
+NOTES = {
+    "heron.md": "# Project Heron launch plan\n\nProject Heron launches the picking arm in "
+    "March. The launch plan lists the press date, the demo robots and the sales training.",
+    "expenses.md": "# Travel expenses\n\nTrain tickets are refunded in second class; hotels "
+    "up to the city limit; receipts go to finance within thirty days.",
+    "oncall.md": "# On-call handbook\n\nThe on-call engineer answers pages within fifteen "
+    "minutes and writes the incident summary the next working day.",
+}
+
+
+@dataclass
+class Topology:
+    url: str
+    nginx: Nginx
+    replicas: Replicas
+    issuer: Issuer
+    heron: str  # document id of the note the revocation hides
+
+    def token(self, sub: str, scope: str = "kb.read") -> str:
+        return self.issuer.token(sub, scope)
+
+    @property
+    def admin(self) -> str:
+        return self.token(ADMIN, "kb.read kb.admin")
+
+
+@pytest.fixture(scope="module")
+def topology(
+    module_database: str, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Topology]:
+    root = tmp_path_factory.mktemp("replicas")
+    notes = root / "notes"
+    notes.mkdir()
+    for name, text in NOTES.items():
+        (notes / name).write_text(text + "\n", encoding="utf-8")
+    url = f"http://127.0.0.1:{BALANCER_PORT}"
+    issuer = Issuer(root / "jwks.json", audience=f"{url}/mcp")
+    sources = [{"name": "handbook", "kind": "files", "root": str(notes)}]
+    config = replica_config(module_database, url, issuer, sources, root / "home")
+    # The corpus, synced once in this process with the session's model.
+    settings = Settings(**config)
+    with sync_engine(settings) as engine:
+        assert sync(settings, engine, embedder, "handbook").status == "succeeded"
+    with (
+        Replicas(root / "replicas", config, REPLICA_PORTS) as replicas,
+        Nginx(root / "nginx", BALANCER_PORT, REPLICA_PORTS) as nginx,
+    ):
+        topo = Topology(url, nginx, replicas, issuer, heron="")
+        topo.heron = asyncio.run(_grant_and_find(topo))
+        yield topo
+
+
+async def _grant_and_find(topo: Topology) -> str:
+    """Let alice and the reporter key read the handbook; the Heron note's id."""
+    for subject in ("user:alice", "svc:reporter"):
+        rule = {"subject": subject, "object": "source:handbook"}
+        await admin_call(topo.url, topo.admin, "POST", "/admin/policies/rules", rule)
+    async with mcp_client(topo.url, topo.token("alice"), "2026-07-28") as (client, _):
+        result = await client.call_tool("search", {"query": QUERY, "top_k": 3})
+        content = result.structured_content or {}
+        top = content["results"][0]
+        assert top["title"] == "Project Heron launch plan", content
+        return str(top["id"])
+
+
+async def _search_rounds(url: str, credential: str, mode: str, rounds: int) -> tuple[Any, ...]:
+    """``rounds`` searches (and one list_sources) through the balancer with one client."""
+    found: list[list[str]] = []
+    async with mcp_client(url, credential, mode) as (client, answered):
+        mark = len(answered.upstreams)
+        for _ in range(rounds):
+            found.append(hit_ids(await client.call_tool("search", {"query": QUERY})))
+        sources = await client.call_tool("list_sources", {})
+        assert not sources.is_error, sources.content
+        return found, answered.since(mark), answered.upstreams
+
+
+async def test_2026_requests_are_answered_by_every_replica(topology: Topology) -> None:
+    found, upstreams, _ = await _search_rounds(
+        topology.url, topology.token("alice"), "2026-07-28", rounds=6
+    )
+    assert upstreams == set(topology.replicas.upstreams)
+    assert all(topology.heron in ids and len(ids) == len(NOTES) for ids in found)
+    # Wrong caller: bob has no rule, and every replica shows him nothing.
+    found, upstreams, _ = await _search_rounds(
+        topology.url, topology.token("bob"), "2026-07-28", rounds=6
+    )
+    assert upstreams == set(topology.replicas.upstreams)
+    assert found == [[]] * 6
+
+
+async def test_2025_session_keeps_working_across_replicas(topology: Topology) -> None:
+    # The handshake itself: stateless replicas hand out no session id to lose.
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "scale-test", "version": "1"},
+        },
+    }
+    answer = await post_mcp(topology.url, topology.token("alice"), init)
+    assert answer.status_code == 200, answer.text
+    assert "mcp-session-id" not in answer.headers
+    # One legacy client: initialize on one replica, then its calls on the others.
+    found, upstreams, order = await _search_rounds(
+        topology.url, topology.token("alice"), "legacy", rounds=6
+    )
+    assert upstreams == set(topology.replicas.upstreams)
+    assert order[0] != order[1] or order[1] != order[2]  # really round-robin
+    assert all(topology.heron in ids for ids in found)
+
+
+async def test_tokens_and_api_keys_are_valid_on_every_replica(topology: Topology) -> None:
+    created, via = await admin_call(
+        topology.url, topology.admin, "POST", "/admin/keys", {"name": "reporter"}
+    )
+    assert via in topology.replicas.upstreams
+    key = created["secret"]
+    found, upstreams, _ = await _search_rounds(topology.url, key, "2026-07-28", rounds=6)
+    assert upstreams == set(topology.replicas.upstreams)
+    assert all(topology.heron in ids for ids in found)
+
+    # Revoked through one replica: refused by every replica from then on.
+    await admin_call(topology.url, topology.admin, "DELETE", f"/admin/keys/{created['key']['id']}")
+    forged = topology.issuer.token("alice", key=rsa.generate_private_key(65537, 2048))
+    for credential in (key, forged):
+        refused: set[str] = set()
+        for _ in range(3 * len(REPLICA_PORTS)):
+            response = await post_mcp(topology.url, credential, TOOLS_LIST)
+            assert response.status_code == 401, response.text
+            refused.add(response.headers["x-kb-upstream"])
+        assert refused == set(topology.replicas.upstreams)
+
+
+async def test_revocation_through_one_replica_reaches_every_replica(topology: Topology) -> None:
+    deny = {"subject": "user:alice", "object": f"doc:{topology.heron}", "effect": "deny"}
+    async with mcp_client(topology.url, topology.token("alice"), "2026-07-28") as (client, seen):
+        before = hit_ids(await client.call_tool("search", {"query": QUERY}))
+        assert topology.heron in before
+        _, via = await admin_call(
+            topology.url, topology.admin, "POST", "/admin/policies/rules", deny
+        )
+        assert via in topology.replicas.upstreams
+        # Each replica must stop returning the note (LISTEN/NOTIFY; the poll is a fallback).
+        clean: set[str] = set()
+        deadline = time.monotonic() + 60
+        while clean != set(topology.replicas.upstreams):
+            assert time.monotonic() < deadline, f"still served by {set(REPLICA_PORTS)} - {clean}"
+            mark = len(seen.upstreams)
+            ids = hit_ids(await client.call_tool("search", {"query": QUERY}))
+            if topology.heron not in ids:
+                clean |= seen.since(mark)
+        # ... and never again: two more rounds over every replica.
+        mark = len(seen.upstreams)
+        for _ in range(2 * len(REPLICA_PORTS)):
+            ids = hit_ids(await client.call_tool("search", {"query": QUERY}))
+            assert topology.heron not in ids and len(ids) == len(NOTES) - 1
+        assert seen.since(mark) == set(topology.replicas.upstreams)
+    # Undo, through the balancer again, for the other tests of the module.
+    listed, _ = await admin_call(topology.url, topology.admin, "GET", "/admin/policies")
+    rule = next(i for i in listed["items"] if i.get("effect") == "deny")
+    await admin_call(topology.url, topology.admin, "DELETE", f"/admin/policies/{rule['id']}")
