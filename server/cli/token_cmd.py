@@ -10,6 +10,9 @@ from server.cli.common import State, err_console, handle_errors, run_async
 from server.cli.operator import offline_admin
 from server.settings import Settings
 
+# The console's sign-in page (server.http.console); a constant here keeps the CLI's imports light.
+CONSOLE_SIGNIN = "/admin/ui/signin"
+
 app = typer.Typer(
     help="Development tokens: mint a JWT signed by the local dev key (auth mode dev only).",
     no_args_is_help=True,
@@ -66,6 +69,12 @@ def mint(
     ttl: int | None = typer.Option(
         None, "--ttl", min=60, help="Lifetime in seconds (default: auth.dev_token_ttl_s)."
     ),
+    link: bool = typer.Option(
+        False,
+        "--link",
+        help="Print an admin console sign-in link instead of the bare token (the token rides "
+        "in the URL fragment, which browsers never send to the server).",
+    ),
 ) -> None:
     """Print a development JWT for SUB, e.g. `export TOKEN=$(kb token mint --sub alice -g eng)`."""
     settings = State.settings()
@@ -85,5 +94,9 @@ def mint(
     if admin:
         _record_admin_mint(settings, sub, group, email, scopes, ttl_s)
     token = issuer.mint(sub, groups=group, email=email, scopes=scopes, ttl_s=ttl_s)
+    if link:
+        # The session lives as long as the token: --ttl shortens it.
+        typer.echo(f"{settings.http.base_url}{CONSOLE_SIGNIN}#token={token}")
+        return
     # Plain stdout, no markup: the output is meant for $(...).
     typer.echo(token)

@@ -49,15 +49,25 @@ async def _answer(send: Send, status: int, detail: str, headers: list[tuple[byte
 class AdminAuthGate:
     """401 for an ``/admin`` request without valid credentials, its body left unread."""
 
-    def __init__(self, app: ASGIApp, prefix: str = GATED_PREFIX) -> None:
+    def __init__(
+        self, app: ASGIApp, prefix: str = GATED_PREFIX, exempt: tuple[str, ...] = ()
+    ) -> None:
+        """``exempt``: prefixes under ``prefix`` that authenticate themselves: the admin
+        console checks its cookie session before any body is read (the sign-in form's
+        small body aside, which the body limit bounds)."""
         self.app = app
         self.prefix = prefix
+        self.exempt = exempt
+
+    def _gated(self, path: str) -> bool:
+        def under(prefix: str) -> bool:
+            return path == prefix or path.startswith(prefix + "/")
+
+        return under(self.prefix) and not any(under(e) for e in self.exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not (
-            path == self.prefix or path.startswith(self.prefix + "/")
-        ):
+        if scope["type"] != "http" or not self._gated(path):
             await self.app(scope, receive, send)
             return
         runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
