@@ -20,8 +20,10 @@ from server.http.console import static_files as console_static
 from server.http.errors import install_error_handlers
 from server.http.hosts import TrustedHostMiddleware
 from server.http.limits import BodyLimitMiddleware
+from server.http.metrics import install_metrics, observe_runtime
 from server.http.validation_errors import validation_error
 from server.mcp.http import McpMount, security_settings
+from server.observability.request_id import RequestIdMiddleware
 from server.runtime import open_runtime
 from server.settings import Settings
 
@@ -46,6 +48,7 @@ def create_app(
                 )
             )
             app.state.runtime = runtime
+            observe_runtime(app, runtime)  # /metrics: SQL stage timing, database figures
             # The MCP session manager runs inside the app's lifespan, after the runtime.
             await stack.enter_async_context(mcp.run(runtime))
             log.info("kb ready on %s", settings.http.base_url)
@@ -67,6 +70,7 @@ def create_app(
     # The admin console: pages over the same use cases, its own cookie sessions.
     app.include_router(console_router)
     app.mount(f"{CONSOLE_PREFIX}/static", console_static(), name="console-static")
+    install_metrics(app, settings.metrics)
     # The error tree maps to HTTP statuses once; /admin routes audit in their use cases.
     install_error_handlers(app)
     # Invalid input is answered 422 even when it holds characters UTF-8 cannot encode.
@@ -89,6 +93,8 @@ def create_app(
         allowed_hosts=security.allowed_hosts,
         allowed_origins=security.allowed_origins,
     )
+    # Outermost: every request (refused ones too) gets its id before anything logs.
+    app.add_middleware(RequestIdMiddleware)
     return app
 
 
