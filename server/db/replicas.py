@@ -181,7 +181,11 @@ class RevocationBarrier:
         cur = await conn.execute("SELECT pg_current_wal_insert_lsn()::text")
         row = await cur.fetchone()
         assert row is not None
-        lsn = parse_lsn(str(row[0]))
+        self.observe(parse_lsn(str(row[0])), heard=heard)
+
+    def observe(self, lsn: int, *, heard: bool) -> None:
+        """The primary is at ``lsn`` now; ``heard``: after a change notification (or a
+        reconnect), so every replica read must have replayed up to here."""
         if heard:
             self._barrier = max(self._barrier, lsn)
             self.heard += 1
