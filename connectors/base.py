@@ -14,7 +14,7 @@ source could not tell: such a document is visible to admins only until a policy 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +47,10 @@ class SourceDocument:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     modified_at: datetime | None = None
     size_bytes: int = 0
+    # The metadata the document has before its placement's (a sidecar's or a rule's) is
+    # merged in; kept so a placement change can be applied later without reading the file.
+    # None: the connector does not separate the two (SQL rows are re-read anyway).
+    base_metadata: Mapping[str, Any] | None = None
 
     @property
     def text(self) -> str:
@@ -73,6 +77,80 @@ class SourceDocument:
             h.update(s.text.encode("utf-8", "surrogatepass"))
             h.update(b"\x1e")
         return h.hexdigest()
+
+    @property
+    def text_hash(self) -> str:
+        """Changes when what is chunked and embedded changes (title, type, sections), and
+        only then: two versions with equal text hashes share their chunks and vectors."""
+        h = hashlib.sha256()
+        for part in (self.title, self.content_type):
+            h.update(part.encode("utf-8", "surrogatepass"))
+            h.update(b"\x1e")
+        for s in self.sections:
+            h.update("\x1f".join(s.headings).encode("utf-8", "surrogatepass"))
+            h.update(b"\x1d")
+            h.update(s.text.encode("utf-8", "surrogatepass"))
+            h.update(b"\x1e")
+        return h.hexdigest()
+
+    @property
+    def authz_hash(self) -> str:
+        """Changes when who may read the document, or where it lives, changes."""
+        return authorization_hash(
+            self.uri, self.collection, self.path, self.level, self.acl, self.metadata
+        )
+
+
+def authorization_hash(
+    uri: str,
+    collection: str,
+    path: str,
+    level: int,
+    acl: Sequence[str] | None,
+    metadata: Mapping[str, Any],
+) -> str:
+    """The authorization attributes of a document (and its address) as one digest."""
+    h = hashlib.sha256()
+    for part in (
+        uri,
+        collection,
+        path,
+        str(level),
+        "\x1f".join(sorted(acl)) if acl is not None else "\x00unknown",
+        repr(sorted((str(k), repr(v)) for k, v in metadata.items())),
+    ):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+def placement_hash(text_hash: str, authz_hash: str) -> str:
+    """The stored hash of a document whose placement was applied without reading its text:
+    a later read that yields the same text and authorization compares equal to it."""
+    return "p:" + hashlib.sha256(f"{text_hash}\x1e{authz_hash}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PlacementChange:
+    """A document whose content the source says is unchanged but whose authorization or
+    place did change (a sidecar edited above it; its folder moved): the pipeline applies
+    the new attributes to what is stored, without parsing or embedding.
+
+    ``metadata`` is the placement's own metadata, merged over the stored document's base
+    metadata. ``moved_from`` names the stored document this one was (a folder move): it is
+    re-homed under ``external_id``. ``load`` reads the document for real, for when nothing
+    usable is stored (a document that failed before, or one stored by an older version)."""
+
+    external_id: str
+    uri: str
+    collection: str
+    path: str
+    level: int
+    acl: tuple[str, ...] | None
+    metadata: Mapping[str, Any]
+    load: Callable[[], SourceDocument | FailedDocument]
+    size_bytes: int = 0
+    moved_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +180,7 @@ class FailedDocument:
     withdraw: bool = False
 
 
-Item = SourceDocument | FailedDocument
+Item = SourceDocument | FailedDocument | PlacementChange
 
 
 class ParseGuard(Protocol):
@@ -167,6 +245,9 @@ __all__ = [
     "Item",
     "ParseGuard",
     "Placement",
+    "PlacementChange",
     "Section",
     "SourceDocument",
+    "authorization_hash",
+    "placement_hash",
 ]

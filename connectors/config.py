@@ -27,6 +27,13 @@ class SourceConfigBase(BaseModel):
         default=None,
         description="Cron expression (five fields, UTC) for periodic syncs; none for manual only.",
     )
+    watch: bool = Field(
+        default=False,
+        description="Follow the source continuously (files: filesystem events; sql: a "
+        "short-interval poll of the updated_at column) so changes reach search in seconds. "
+        "`kb worker` runs one watcher per watched source across all workers; schedules "
+        "still run.",
+    )
     collection: str = Field(
         default="default",
         pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",

@@ -22,6 +22,7 @@ class FileEntry:
     rel_path: str  # POSIX, relative to the root
     mtime_ns: int
     size: int
+    ino: int = 0  # with the state and the name, recognises a file whose folder moved
 
     @property
     def state(self) -> list[int]:
@@ -100,7 +101,7 @@ class TreeWalker:
                         sidecars[rel] = [st.st_mtime_ns, st.st_size]
                     continue
                 if self.include.matches(rel) and not self.exclude.matches(rel):
-                    yield FileEntry(rel, st.st_mtime_ns, st.st_size)
+                    yield FileEntry(rel, st.st_mtime_ns, st.st_size, st.st_ino)
         for path, rel in subdirs:
             yield from self._walk_dir(path, rel, sidecars, ancestors)
 

@@ -21,13 +21,19 @@ import hashlib
 import json
 import os
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from connectors.acl_rules import Placement, PlacementResolver
-from connectors.base import ConnectorContext, FailedDocument, Item, SourceDocument
+from connectors.base import (
+    ConnectorContext,
+    FailedDocument,
+    Item,
+    PlacementChange,
+    SourceDocument,
+)
 from connectors.base import Placement as DocumentPlacement
 from connectors.config import SourceConfigBase
 from connectors.file_walk import FileEntry, TreeWalker
@@ -103,6 +109,7 @@ class FilesConnector:
             "config": fingerprint,
             "files": {e.rel_path: e.state for e in entries},
             "sidecars": sidecars,
+            "inodes": {e.rel_path: e.ino for e in entries},
         }
         # A file that fails keeps no cursor entry, so the next poll reads it again (a fixed
         # file, or a changed sidecar, then applies) instead of moving past it.
@@ -117,12 +124,18 @@ class FilesConnector:
             for rel in set(sidecars) | set(old_sidecars)
             if _as_state(sidecars.get(rel)) != _as_state(old_sidecars.get(rel))
         }
-        changed = [
-            e
-            for e in entries
-            if _as_state(old_files.get(e.rel_path)) != e.state or _under_any(e.rel_path, dirty_dirs)
-        ]
-        return self._load_all(changed, files_state), next_cursor
+        moves = _moved_files(entries, old_files, cursor.get("inodes") or {})
+        changed: list[FileEntry] = []
+        placement_only: set[str] = set()
+        for e in entries:
+            unchanged = _as_state(old_files.get(e.rel_path)) == e.state
+            if unchanged and not _under_any(e.rel_path, dirty_dirs):
+                continue
+            if unchanged or e.rel_path in moves:
+                # The bytes are the ones already indexed: only the placement is new.
+                placement_only.add(e.rel_path)
+            changed.append(e)
+        return self._load_all(changed, files_state, placement_only, moves), next_cursor
 
     def scan_ids(self) -> set[str]:
         return {e.rel_path for e in self._walker.walk()}
@@ -133,22 +146,62 @@ class FilesConnector:
     # -- documents ------------------------------------------------------------------------
 
     def _load_all(
-        self, entries: list[FileEntry], cursor_files: dict[str, Any] | None = None
+        self,
+        entries: list[FileEntry],
+        cursor_files: dict[str, Any] | None = None,
+        placement_only: set[str] | None = None,
+        moves: Mapping[str, str] | None = None,
     ) -> Iterator[Item]:
         resolver = PlacementResolver(
             self.root, self._defaults(), self.config.rules, self.config.sidecar_file
         )
-        for entry in entries:
+
+        def load(entry: FileEntry) -> SourceDocument | FailedDocument:
             item = self._load(entry, resolver)
             if isinstance(item, FailedDocument) and cursor_files is not None:
                 cursor_files.pop(entry.rel_path, None)
-            yield item
+            return item
+
+        for entry in entries:
+            if placement_only and entry.rel_path in placement_only:
+                yield self._placement_change(
+                    entry, resolver, load, (moves or {}).get(entry.rel_path)
+                )
+            else:
+                yield load(entry)
+
+    def _placement_change(
+        self,
+        entry: FileEntry,
+        resolver: PlacementResolver,
+        load: Callable[[FileEntry], SourceDocument | FailedDocument],
+        moved_from: str | None,
+    ) -> Item:
+        """The file's new placement, read from sidecars and rules only (no parse)."""
+        try:
+            placement = resolver.resolve(entry.rel_path)
+        except DocumentParseError:
+            return load(entry)  # a broken sidecar: the full path withdraws what is stored
+        return PlacementChange(
+            external_id=entry.rel_path,
+            uri=document_url(self.config.url_base, self.root / entry.rel_path, entry.rel_path),
+            collection=placement.collection,
+            path="/" + entry.rel_path,
+            level=placement.level,
+            acl=placement.acl,
+            metadata=dict(placement.metadata),
+            load=lambda: load(entry),
+            size_bytes=entry.size,
+            moved_from=moved_from,
+        )
 
     def _defaults(self) -> Placement:
         acl = tuple(self.config.acl) if self.config.acl is not None else None
         return Placement(collection=self.config.collection, level=self.config.level, acl=acl)
 
-    def _load(self, entry: FileEntry, resolver: PlacementResolver) -> Item:
+    def _load(
+        self, entry: FileEntry, resolver: PlacementResolver
+    ) -> SourceDocument | FailedDocument:
         path = self.root / entry.rel_path
         uri = document_url(self.config.url_base, path, entry.rel_path)
         limit = self.context.max_file_bytes
@@ -192,13 +245,13 @@ class FilesConnector:
         if not parsed.has_text:
             return failed("no text content")
         modified = datetime.fromtimestamp(entry.mtime_ns / 1e9, tz=UTC)
-        metadata: dict[str, Any] = {
+        base: dict[str, Any] = {
             "file_name": path.name,
             "extension": path.suffix.lower().lstrip("."),
             "modified": modified.isoformat(),
             **parsed.metadata,
-            **placement.metadata,
         }
+        metadata = {**base, **placement.metadata}
         return SourceDocument(
             external_id=entry.rel_path,
             uri=uri,
@@ -212,12 +265,14 @@ class FilesConnector:
             metadata=metadata,
             modified_at=modified,
             size_bytes=len(data),
+            base_metadata=base,
         )
 
     def _fingerprint(self) -> str:
         """Changes when anything but the file contents could change what a file yields."""
         shape = self.config.model_dump(
-            mode="json", exclude={"name", "description", "enabled", "schedule"}
+            mode="json",
+            exclude={"name", "description", "enabled", "schedule", "watch", "watch_debounce_ms"},
         )
         shape["_max_file_bytes"] = self.context.max_file_bytes
         shape["_parser_version"] = PARSER_VERSION
@@ -240,6 +295,30 @@ def _read_at_most(path: Path, limit: int) -> bytes:
 def _as_state(value: Any) -> list[int] | None:
     """A cursor entry as stored (JSON turns tuples into lists); None when absent."""
     return [int(v) for v in value] if isinstance(value, list | tuple) else None
+
+
+def _moved_files(
+    entries: list[FileEntry], old_files: Mapping[str, Any], old_inodes: Mapping[str, Any]
+) -> dict[str, str]:
+    """new path -> old path of files whose folder moved: a path new to the cursor whose
+    inode, modification time, size and name equal those of a path that disappeared.
+    (A renamed file is not a move: its title may come from its name, so it is re-read.)"""
+    current = {e.rel_path for e in entries}
+    vanished: dict[tuple[int, str, tuple[int, ...]], str] = {}
+    for rel, state in old_files.items():
+        ino = old_inodes.get(rel)
+        old_state = _as_state(state)
+        if rel in current or not isinstance(ino, int) or not ino or old_state is None:
+            continue
+        vanished[(ino, PurePosixPath(rel).name, tuple(old_state))] = rel
+    moves: dict[str, str] = {}
+    for e in entries:
+        if e.rel_path in old_files or not e.ino:
+            continue
+        old = vanished.pop((e.ino, PurePosixPath(e.rel_path).name, tuple(e.state)), None)
+        if old is not None:
+            moves[e.rel_path] = old
+    return moves
 
 
 def _under_any(rel_path: str, dirs: set[str]) -> bool:

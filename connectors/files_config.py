@@ -81,6 +81,13 @@ class FilesSourceConfig(SourceConfigBase):
         default=False,
         description="Follow symbolic links to files and folders (loops are detected).",
     )
+    watch_debounce_ms: int = Field(
+        default=200,
+        ge=10,
+        le=60_000,
+        description="With watch: filesystem events are gathered for up to this long "
+        "(while they keep arriving) before one sync applies them.",
+    )
     url_base: str | None = Field(
         default=None,
         pattern=r"^https?://[^\s]+/$",

@@ -24,7 +24,9 @@ reached the highest value seen before the first page, so inserts behind the posi
 updates to rows already read land in the same run. Without ``updated_at`` they land in the
 next run.
 
-Deletions: ``scan_ids`` pages through the primary keys of every entry.
+Deletions: ``scan_ids`` pages through the primary keys of every entry. A watched source
+asks :meth:`SqlConnector.probe` first (count, key checksum, highest ``updated_at``; see
+:mod:`connectors.sql_watch`) and scans the keys only when they disagree.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from connectors.sql_cursor import encode_position, lookback_bound
 from connectors.sql_guard import UnsafeQuery, check_select
 from connectors.sql_rows import RowRenderer, entry_fingerprint, external_id
 from connectors.sql_session import SqlSession
+from connectors.sql_watch import EntryProbe, probe_entry
 from core.errors import ConnectorError
 
 # (entry, lower bound on updated_at or None for all rows)
@@ -128,6 +131,14 @@ class SqlConnector:
             for row in self._pages(entry, None, keys_only=True):
                 ids.add(external_id(entry, tuple(row)))
         return ids
+
+    def probe(self) -> dict[str, EntryProbe]:
+        """Per entry: row count, key checksum and highest updated_at (see sql_watch)."""
+        with self._session.read_only() as conn, self._session.errors("read"):
+            return {
+                entry.entry_name: probe_entry(conn, entry, _source(entry))
+                for entry in self.config.tables
+            }
 
     def close(self) -> None:
         self._session.dispose()

@@ -214,6 +214,22 @@ class SqlSourceConfig(SourceConfigBase):
         "max_statement_time, MySQL max_execution_time, Postgres statement_timeout.",
     )
 
+    watch_interval_seconds: float = Field(
+        default=2.0,
+        ge=0.2,
+        le=3600,
+        description="With watch: seconds between two polls of the source. A poll that finds "
+        "the row count, the key checksum and the highest updated_at of every entry "
+        "unchanged costs one aggregate query per entry and starts no sync.",
+    )
+    watch_full_scan_seconds: int = Field(
+        default=600,
+        ge=10,
+        le=86_400,
+        description="With watch: compare every primary key with the index (deletions the "
+        "count and checksum could miss) at least this often.",
+    )
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:

@@ -98,13 +98,17 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         "origin",
         "enabled",
         "schedule",
+        "watch",
         "documents",
         "failing",
         "last run",
         "last success",
+        "last change",
+        "lag",
     )
     for s in found:
         last = s["last_run"]
+        fresh = s.get("freshness") or {}
         table.add_row(
             s["name"],
             s["kind"],
@@ -115,8 +119,18 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
             str(s.get("failing", 0)),
             f"{last['id']} {last['status']}" if last else "-",
             (s["last_success_at"] or "never")[:19],
+            (fresh.get("last_change_at") or "-")[:19],
+            _lag(fresh),
         )
     console.print(table if found else "no sources; add one with `kb sources add`")
+
+
+def _lag(fresh: dict[str, Any]) -> str:
+    """Change-to-searchable time of the last change, and who watches the source."""
+    lag = fresh.get("lag_seconds")
+    shown = f"{lag:.1f} s" if isinstance(lag, int | float) else "-"
+    watcher = fresh.get("watcher")
+    return f"{shown} (watched by {watcher})" if watcher else shown
 
 
 @app.command()

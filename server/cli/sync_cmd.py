@@ -45,6 +45,7 @@ def counts_line(counts: RunCounts | dict[str, Any]) -> str:
         f"{c['docs_seen']} seen · {c['docs_added']} added · {c['docs_updated']} updated · "
         f"{c['docs_unchanged']} unchanged · {c['docs_deleted']} deleted · "
         f"{c['docs_failed']} failed · {c['chunks_written']} chunks"
+        + (f" · {c['acl_updated']} authorization-only" if c.get("acl_updated") else "")
     )
 
 

@@ -133,6 +133,10 @@ class Document(Base):
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Migration 0006: the digest of what is chunked and embedded, apart from content_hash
+    # (everything stored), and the metadata before placement's (see connectors.base).
+    text_hash: Mapped[str | None] = mapped_column(Text)
+    base_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class Chunk(Base):
@@ -204,9 +208,29 @@ class IngestRun(Base):
     docs_failed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     chunks_written: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     bytes_read: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # Migration 0006: documents whose authorization changed without new text (no embedding).
+    acl_updated: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     cursor_before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     cursor_after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class SourceFreshness(Base):
+    """How fresh a source is (migration 0006): its watcher, last change seen, and lag."""
+
+    __tablename__ = "source_freshness"
+
+    source: Mapped[str] = mapped_column(
+        Text, ForeignKey("sources.name", ondelete="CASCADE"), primary_key=True
+    )
+    watcher: Mapped[str | None] = mapped_column(Text)  # the worker holding the watch lock
+    watcher_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_change_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_searchable_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_lag_ms: Mapped[float | None] = mapped_column(Double)
+    last_full_scan_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _now()
 
 
 class IngestFailure(Base):
@@ -360,4 +384,5 @@ __all__ = [
     "PolicyRule",
     "PolicyVersion",
     "Source",
+    "SourceFreshness",
 ]

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine
 
 from connectors.config import SourceConfigBase
 from core.errors import InvalidRequest, NotFound
-from server.ingest import repository
+from server.ingest import freshness, repository
 from server.ingest.issues import failing_view
 from server.ingest.runs import run_view
 from server.ingest.sources import (
@@ -35,12 +35,17 @@ def list_sources(engine: Engine, settings: Settings) -> list[dict[str, Any]]:
         rows = repository.list_sources(conn)
         counts = repository.live_document_counts(conn)
         latest = repository.latest_runs(conn)
+        fresh = freshness.read_freshness(conn)
     configured = {s.name for s in settings.sources}
     # A config-origin row whose definition left the file stays listed (``in_config_file``
     # false) until removed, so its documents are not forgotten in the index.
-    return [
+    views = [
         _source_view(row, counts.get(row.name, 0), latest.get(row.name), configured) for row in rows
     ]
+    for view in views:
+        f = fresh.get(view["name"])
+        view["freshness"] = f.as_dict() if f is not None else None
+    return views
 
 
 def get_source(engine: Engine, settings: Settings, name: str, *, runs: int = 10) -> dict[str, Any]:
@@ -70,6 +75,7 @@ def _source_view(
         "origin": row.origin,
         "enabled": row.enabled,
         "schedule": row.config.get("schedule"),
+        "watch": bool(row.config.get("watch", False)),
         "description": row.config.get("description", ""),
         "config": row.config,
         "documents": documents,

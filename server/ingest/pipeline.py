@@ -34,14 +34,30 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, func
 
-from connectors.base import Connector, FailedDocument, Item, Section, SourceDocument
+from connectors.base import (
+    Connector,
+    FailedDocument,
+    Item,
+    PlacementChange,
+    Section,
+    SourceDocument,
+    authorization_hash,
+    placement_hash,
+)
 from core.errors import ConnectorError, KBError
 from server.embeddings.base import Embedder
 from server.ingest import repository
 from server.ingest.chunking import Chunker, ChunkText
 from server.ingest.issues import DocumentIssues
-from server.ingest.repository import DocumentWrite, StoredDocument
+from server.ingest.repository import (
+    STALE_HASH,
+    DocumentWrite,
+    HashBackfill,
+    Reauthorization,
+    StoredDocument,
+)
 from server.ingest.runs import RunCounts, RunRecorder
+from server.observability.metrics import timed_document_batches
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +78,9 @@ class PipelineOptions:
     full: bool = False  # full load (deletions by what was seen) instead of poll + scan
     max_document_chars: int = 2_000_000  # longer text is stored truncated
     max_chunks_per_document: int = 2_000  # further chunks are dropped (stored truncated)
+    # Poll mode: ask the connector for every id at the source and delete what is gone.
+    # A watcher turns it off for polls whose cheap probe says no row can have gone.
+    scan_deletions: bool = True
 
 
 @dataclass
@@ -87,6 +106,15 @@ class _Unchanged:
     # Seen earlier in this run with the same content (a source's catch-up pass re-reads
     # rows): not counted again.
     repeat: bool = False
+    backfill: HashBackfill | None = None  # hashes to bring up to date (no content change)
+
+
+@dataclass(frozen=True)
+class _Reauthorized:
+    """Same text as stored, new authorization or place: no chunking, no embedding."""
+
+    change: Reauthorization
+    size_bytes: int
 
 
 @dataclass(frozen=True)
@@ -94,6 +122,7 @@ class _End:
     keep: set[str] | None  # ids that exist at the source (poll mode); None: use what was seen
     cursor: Mapping[str, Any] | None
     mode: str
+    skip_deletions: bool = False  # poll without a deletion scan: delete nothing
 
 
 @dataclass(frozen=True)
@@ -101,7 +130,7 @@ class _Crash:
     error: BaseException
 
 
-_Message = _Changed | _Unchanged | FailedDocument | _End | _Crash
+_Message = _Changed | _Unchanged | _Reauthorized | FailedDocument | _End | _Crash
 
 
 @dataclass
@@ -110,14 +139,27 @@ class _Batch:
     chunks: int = 0
     # Failed documents whose stored version gets the source's new placement (or goes).
     failed: list[FailedDocument] = field(default_factory=list)
+    # Applied after ``docs`` in the same transaction (a later authorization of a document
+    # written earlier in the batch lands on the new version).
+    reauth: dict[str, Reauthorization] = field(default_factory=dict)
+    backfill: list[HashBackfill] = field(default_factory=list)
 
     def add(self, item: _Changed) -> None:
         # The same id twice in a batch (a poll window overlap): the later version wins.
         old = self.docs.pop(item.doc.external_id, None)
         if old is not None:
             self.chunks -= len(old.chunks)
+        self.reauth.pop(item.doc.external_id, None)
         self.docs[item.doc.external_id] = item
         self.chunks += len(item.chunks)
+
+    def add_reauth(self, change: Reauthorization) -> None:
+        self.reauth.pop(change.external_id, None)
+        self.reauth[change.external_id] = change
+
+    @property
+    def size(self) -> int:
+        return len(self.docs) + len(self.reauth) + len(self.backfill)
 
 
 class Pipeline:
@@ -147,6 +189,7 @@ class Pipeline:
         self._queue: queue.Queue[_Message] = queue.Queue(maxsize=depth)
         self._index: dict[str, StoredDocument] = {}
         self._seen: dict[str, str | None] = {}  # external id -> hash seen this run (None: failed)
+        self._text_seen: dict[str, str] = {}  # external id -> text hash written this run
         self._written: set[str] = set()
         # Failing and truncated documents of the source, carried from the last run.
         self.issues = issues or DocumentIssues()
@@ -179,8 +222,10 @@ class Pipeline:
                 if self._stop.is_set():
                     return
                 self._put(self._classify(item))
-            keep = connector.scan_ids() if mode == "poll" else None
-            self._put(_End(keep=keep, cursor=next_cursor, mode=mode))
+            scan = mode == "poll" and self.options.scan_deletions
+            keep = connector.scan_ids() if scan else None
+            skip = mode == "poll" and not scan
+            self._put(_End(keep=keep, cursor=next_cursor, mode=mode, skip_deletions=skip))
         except BaseException as exc:
             self._put(_Crash(exc))
         finally:
@@ -204,18 +249,54 @@ class Pipeline:
         if isinstance(item, FailedDocument):
             self._seen.setdefault(item.external_id, None)
             return item
+        if isinstance(item, PlacementChange):
+            return self._classify_placement(item)
         content_hash = item.content_hash
+        text_hash = item.text_hash
         ext = item.external_id
         stored = self._index.get(ext)
         previous = self._seen.get(ext, "")
         self._seen[ext] = content_hash
+        stored_live = not previous and stored is not None and stored.live
         if previous == content_hash or (
-            not previous
+            stored_live
             and stored is not None
-            and stored.live
-            and stored.content_hash == content_hash
+            and stored.content_hash in (content_hash, placement_hash(text_hash, item.authz_hash))
         ):
-            return _Unchanged(item.size_bytes, ext, repeat=previous == content_hash)
+            backfill = None
+            if stored is not None and not previous and _stale_hashes(stored, item, text_hash):
+                backfill = HashBackfill(ext, content_hash, text_hash, item.base_metadata)
+            return _Unchanged(
+                item.size_bytes, ext, repeat=previous == content_hash, backfill=backfill
+            )
+        same_text = (
+            stored_live
+            and stored is not None
+            and stored.text_hash == text_hash
+            and stored.content_hash != STALE_HASH
+        ) or (bool(previous) and self._text_seen.get(ext) == text_hash)
+        if same_text:
+            # Only who may read it (or where it lives) changed: the stored chunks and their
+            # vectors stay; their authorization columns change with the document's.
+            return _Reauthorized(
+                Reauthorization(
+                    external_id=ext,
+                    uri=item.uri,
+                    collection=item.collection,
+                    path=item.path,
+                    level=item.level,
+                    acl=tuple(item.acl or ()),
+                    metadata=dict(item.metadata),
+                    content_hash=content_hash,
+                    text_hash=text_hash,
+                    size_bytes=item.size_bytes,
+                    base_metadata=item.base_metadata,
+                    modified_at=item.modified_at,
+                    set_modified_at=True,
+                ),
+                item.size_bytes,
+            )
+        self._text_seen[ext] = text_hash
         item, truncated = _cap_text(item, self.options.max_document_chars)
         try:
             chunks = self.chunker.chunk_document(item)
@@ -234,6 +315,52 @@ class Pipeline:
             item = replace(item, metadata={**item.metadata, "truncated": truncated})
         is_new = previous == "" and (stored is None or not stored.live)
         return _Changed(item, content_hash, chunks, is_new, truncated)
+
+    def _classify_placement(self, item: PlacementChange) -> _Message:
+        """A new placement for content the connector says is unchanged: applied to the
+        stored document when one is usable, else the document is read after all."""
+        ext = item.external_id
+        origin = item.moved_from or ext
+        stored = self._index.get(origin)
+        usable = (
+            ext not in self._seen
+            and origin not in self._seen
+            and stored is not None
+            and stored.live
+            and stored.text_hash is not None
+            and stored.base_metadata is not None
+            and stored.content_hash != STALE_HASH
+        )
+        if not usable or stored is None or stored.text_hash is None:
+            return self._classify(item.load())
+        metadata = {**(stored.base_metadata or {}), **item.metadata}
+        authz = authorization_hash(
+            item.uri, item.collection, item.path, item.level, item.acl, metadata
+        )
+        content_hash = placement_hash(stored.text_hash, authz)
+        self._seen[ext] = content_hash
+        if item.moved_from is None and stored.content_hash == content_hash:
+            return _Unchanged(item.size_bytes, ext)
+        if item.moved_from is not None:
+            # The old address is the new one's from now on (the end-of-run deletion of the
+            # old id then finds nothing to delete).
+            self._index[ext] = stored
+        return _Reauthorized(
+            Reauthorization(
+                external_id=ext,
+                uri=item.uri,
+                collection=item.collection,
+                path=item.path,
+                level=item.level,
+                acl=tuple(item.acl or ()),
+                metadata=metadata,
+                content_hash=content_hash,
+                text_hash=stored.text_hash,
+                size_bytes=item.size_bytes,
+                moved_from=item.moved_from,
+            ),
+            item.size_bytes,
+        )
 
     def _put(self, message: _Message) -> None:
         while not self._stop.is_set():
@@ -273,15 +400,18 @@ class Pipeline:
                 rec.pending.bytes_read += message.size_bytes
                 rec.pending.docs_unchanged += 1
                 self.issues.unchanged(message.external_id)
+                if message.backfill is not None:
+                    batch.backfill.append(message.backfill)
+            elif isinstance(message, _Reauthorized):
+                rec.pending.bytes_read += message.size_bytes
+                batch.add_reauth(message.change)
             else:
                 rec.pending.bytes_read += message.size_bytes
                 rec.failed(message.external_id, message.uri, message.reason)
                 self.issues.failed(message.external_id, message.uri, message.reason)
                 if message.placement is not None or message.withdraw:
                     batch.failed.append(message)
-            full = (
-                batch.chunks >= self.options.batch_chunks or len(batch.docs) >= MAX_BATCH_DOCUMENTS
-            )
+            full = batch.chunks >= self.options.batch_chunks or batch.size >= MAX_BATCH_DOCUMENTS
             if full or time.monotonic() - last_flush > COUNTS_FLUSH_S:
                 self._commit(batch)
                 batch = _Batch()
@@ -301,8 +431,13 @@ class Pipeline:
                 rec.pending.docs_updated += 1
         for d in docs:  # before _finish saves the map, in the same transaction as the docs
             self.issues.written(d.doc.external_id, truncated=d.truncated)
+        reauth = list(batch.reauth.values())
+        for r in reauth:
+            self.issues.written(r.external_id, truncated=self.issues.truncated.get(r.external_id))
         with self.engine.begin() as conn:
             rec.pending.chunks_written += repository.replace_documents(conn, writes, vectors)
+            rec.pending.acl_updated += repository.reauthorize_documents(conn, self.source, reauth)
+            repository.backfill_hashes(conn, self.source, batch.backfill)
             self._apply_failed_placements(conn, batch.failed)
             if end is not None:
                 self._finish(conn, end, written_now={d.doc.external_id for d in docs})
@@ -312,6 +447,7 @@ class Pipeline:
         if self.on_commit is not None:
             self.on_commit(rec.committed)
 
+    @timed_document_batches  # kb_embedder_* throughput (/metrics)
     def _embed(self, texts: list[str]) -> Any:
         """Vectors for ``texts``, asked of the model ``batch_chunks`` at a time.
 
@@ -370,7 +506,10 @@ class Pipeline:
     def _finish(self, conn: Connection, end: _End, written_now: set[str]) -> None:
         """Deletions, and the count of documents the run left as they were."""
         live_before = {ext for ext, s in self._index.items() if s.live}
-        keep = end.keep if end.keep is not None else set(self._seen)
+        if end.skip_deletions:
+            keep = live_before | set(self._seen) | self._written | written_now
+        else:
+            keep = end.keep if end.keep is not None else set(self._seen)
         gone = sorted((live_before | self._written | written_now) - keep)
         deleted = repository.mark_deleted(conn, self.source, gone)
         self.recorder.pending.docs_deleted += deleted
@@ -382,6 +521,16 @@ class Pipeline:
         self.issues.keep_only(keep | self._written | written_now)
         self.final_state = sync_state(end.cursor, self.issues)
         repository.save_sync_state(conn, self.source, self.final_state, success=True)
+
+
+def _stale_hashes(stored: StoredDocument, item: SourceDocument, text_hash: str) -> bool:
+    """The stored row predates what this version keeps (no text hash, a placement hash, or
+    no base metadata where the connector now gives one)."""
+    return (
+        stored.text_hash != text_hash
+        or stored.content_hash != item.content_hash
+        or (item.base_metadata is not None and stored.base_metadata is None)
+    )
 
 
 def _cap_text(item: SourceDocument, limit: int) -> tuple[SourceDocument, str | None]:
@@ -446,6 +595,8 @@ def _document_write(source: str, item: _Changed) -> DocumentWrite:
         size_bytes=doc.size_bytes,
         modified_at=doc.modified_at,
         chunks=item.chunks,
+        text_hash=doc.text_hash,
+        base_metadata=doc.base_metadata,
     )
 
 

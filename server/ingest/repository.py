@@ -121,16 +121,26 @@ class StoredDocument:
     id: uuid.UUID
     content_hash: str
     live: bool
+    text_hash: str | None = None  # None: stored before migration 0006
+    base_metadata: Mapping[str, Any] | None = None
 
 
 def document_index(conn: Connection, source: str) -> dict[str, StoredDocument]:
-    """external id -> (id, hash, live) for every document of a source ever stored."""
+    """external id -> (id, hashes, live, base metadata) for every document ever stored."""
     rows = conn.execute(
-        select(Document.external_id, Document.id, Document.content_hash, Document.deleted_at).where(
-            Document.source == source
-        )
+        select(
+            Document.external_id,
+            Document.id,
+            Document.content_hash,
+            Document.deleted_at,
+            Document.text_hash,
+            Document.base_metadata,
+        ).where(Document.source == source)
     ).all()
-    return {ext: StoredDocument(doc_id, h, deleted is None) for ext, doc_id, h, deleted in rows}
+    return {
+        ext: StoredDocument(doc_id, h, deleted is None, text_hash, base)
+        for ext, doc_id, h, deleted, text_hash, base in rows
+    }
 
 
 @dataclass(frozen=True)
@@ -152,6 +162,8 @@ class DocumentWrite:
     size_bytes: int
     modified_at: datetime | None
     chunks: Sequence[ChunkText]
+    text_hash: str | None = None
+    base_metadata: Mapping[str, Any] | None = None
 
 
 _CHUNK_COLUMNS = (
@@ -198,6 +210,8 @@ def replace_documents(conn: Connection, docs: Sequence[DocumentWrite], vectors: 
             "size_bytes": d.size_bytes,
             "modified_at": d.modified_at,
             "deleted_at": None,
+            "text_hash": d.text_hash,
+            "base_metadata": dict(d.base_metadata) if d.base_metadata is not None else None,
         }
         for d in docs
     ]
@@ -220,6 +234,8 @@ def replace_documents(conn: Connection, docs: Sequence[DocumentWrite], vectors: 
                     "acl",
                     "size_bytes",
                     "modified_at",
+                    "text_hash",
+                    "base_metadata",
                 )
             },
             "metadata": excluded.metadata,
@@ -351,6 +367,108 @@ def apply_placement(
     return True
 
 
+@dataclass(frozen=True)
+class Reauthorization:
+    """A stored document's new authorization and place, its text (and chunks) unchanged."""
+
+    external_id: str
+    uri: str
+    collection: str
+    path: str
+    level: int
+    acl: tuple[str, ...]
+    metadata: Mapping[str, Any]
+    content_hash: str
+    text_hash: str
+    size_bytes: int
+    base_metadata: Mapping[str, Any] | None = None
+    # Set only when the source gave a modification time with the change (SQL rows).
+    modified_at: datetime | None = None
+    set_modified_at: bool = False
+    moved_from: str | None = None  # the external id it was stored under (a folder move)
+
+
+def reauthorize_documents(conn: Connection, source: str, items: Sequence[Reauthorization]) -> int:
+    """Apply new authorization columns to documents and, in the same transaction, to every
+    one of their chunks, which keep their ids, text, vectors and BM25 postings (the update
+    trigger re-indexes only changed text). Returns the documents updated."""
+    done = 0
+    for item in items:
+        stored_as = item.moved_from or item.external_id
+        if item.moved_from is not None:
+            # Whatever was stored at the new address (deleted, or withdrawn) gives way.
+            conn.execute(
+                delete(Document).where(
+                    and_(Document.source == source, Document.external_id == item.external_id)
+                )
+            )
+        values: dict[str, Any] = {
+            "external_id": item.external_id,
+            "uri": item.uri,
+            "collection": item.collection,
+            "path": item.path,
+            "level": item.level,
+            "acl": list(item.acl),
+            "metadata_": dict(item.metadata),
+            "content_hash": item.content_hash,
+            "text_hash": item.text_hash,
+            "size_bytes": item.size_bytes,
+            "updated_at": func.now(),
+        }
+        if item.base_metadata is not None:
+            values["base_metadata"] = dict(item.base_metadata)
+        chunk_values: dict[str, Any] = {
+            "collection": item.collection,
+            "path": item.path,
+            "level": item.level,
+            "acl": list(item.acl),
+            "doc_metadata": dict(item.metadata),
+        }
+        if item.set_modified_at:
+            values["modified_at"] = item.modified_at
+            chunk_values["modified_at"] = item.modified_at
+        doc_id = conn.execute(
+            update(Document)
+            .where(
+                and_(
+                    Document.source == source,
+                    Document.external_id == stored_as,
+                    Document.deleted_at.is_(None),
+                )
+            )
+            .values(**values)
+            .returning(Document.id)
+        ).scalar_one_or_none()
+        if doc_id is None:
+            continue
+        conn.execute(update(Chunk).where(Chunk.document_id == doc_id).values(**chunk_values))
+        done += 1
+    return done
+
+
+@dataclass(frozen=True)
+class HashBackfill:
+    """An unchanged document's hashes as this version computes them (rows stored before
+    migration 0006 have no text hash; a placement-applied hash becomes the real one)."""
+
+    external_id: str
+    content_hash: str
+    text_hash: str
+    base_metadata: Mapping[str, Any] | None
+
+
+def backfill_hashes(conn: Connection, source: str, items: Sequence[HashBackfill]) -> None:
+    for item in items:
+        values: dict[str, Any] = {"content_hash": item.content_hash, "text_hash": item.text_hash}
+        if item.base_metadata is not None:
+            values["base_metadata"] = dict(item.base_metadata)
+        conn.execute(
+            update(Document)
+            .where(and_(Document.source == source, Document.external_id == item.external_id))
+            .values(**values)
+        )
+
+
 # ---------------------------------------------------------------- ingest runs
 
 
@@ -431,11 +549,14 @@ def runs_of_jobs(conn: Connection, job_ids: Sequence[int], statuses: Sequence[st
 
 __all__ = [
     "DocumentWrite",
+    "HashBackfill",
+    "Reauthorization",
     "SourceRow",
     "StoredDocument",
     "add_failures",
     "add_run_counts",
     "apply_placement",
+    "backfill_hashes",
     "create_run",
     "delete_run",
     "delete_source",
@@ -447,6 +568,7 @@ __all__ = [
     "list_sources",
     "live_document_counts",
     "mark_deleted",
+    "reauthorize_documents",
     "replace_documents",
     "run_failures",
     "runs_of_jobs",

@@ -27,6 +27,7 @@ COUNTERS = (
     "docs_failed",
     "chunks_written",
     "bytes_read",
+    "acl_updated",
 )
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 MAX_REASON_CHARS = 2000
@@ -42,6 +43,9 @@ class RunCounts:
     docs_failed: int = 0
     chunks_written: int = 0
     bytes_read: int = 0
+    # Documents whose authorization or place changed with their text unchanged: applied
+    # to the stored rows and chunks without parsing or embedding.
+    acl_updated: int = 0
 
     def add(self, other: RunCounts) -> None:
         for f in fields(self):
@@ -52,7 +56,7 @@ class RunCounts:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunCounts:
-        return cls(**{name: int(row[name]) for name in COUNTERS})
+        return cls(**{name: int(row.get(name) or 0) for name in COUNTERS})
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -20,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from core.errors import DatabaseUnavailable, InvalidRequest, KBError
 from server.embeddings.base import Embedder
-from server.ingest import crash_guard, repository, runs
+from server.ingest import crash_guard, freshness, repository, runs
 from server.ingest.chunking import Chunker
 from server.ingest.crash_guard import CrashGuard
 from server.ingest.issues import DocumentIssues
@@ -63,8 +64,16 @@ def run_sync(
     job_id: int | None = None,
     on_start: Callable[[int], None] | None = None,
     on_commit: Callable[[RunCounts], None] | None = None,
+    scan_deletions: bool = True,
+    change_seen_at: datetime | None = None,
 ) -> SyncResult:
-    """Sync ``name`` now. Raises on a failed run (after recording it), so job retries see it."""
+    """Sync ``name`` now. Raises on a failed run (after recording it), so job retries see it.
+
+    ``scan_deletions`` false skips the comparison of every id at the source with the index
+    (a watcher whose probe says no key went). ``change_seen_at``: when the change that
+    prompted this run happened at the source (a watcher knows); it dates the source's
+    freshness, whose lag is then measured to this run's commit."""
+    started_at = datetime.now(UTC)
     with engine.begin() as conn:
         upsert_configured_sources(conn, settings)
         config = resolve_config(conn, settings, name)
@@ -74,7 +83,7 @@ def run_sync(
         if not _try_lock(lock_conn, name):
             raise SyncBusy(f"a sync of source {name!r} is already running")
         try:
-            return _locked_sync(
+            result = _locked_sync(
                 settings,
                 engine,
                 embedder,
@@ -88,9 +97,27 @@ def run_sync(
                 on_start=on_start,
                 on_commit=on_commit,
                 config=config,
+                scan_deletions=scan_deletions,
             )
         finally:
             _unlock(lock_conn, name)
+    if _changed_anything(result.counts):
+        try:
+            with engine.begin() as conn:
+                freshness.record_change(
+                    conn,
+                    name,
+                    change_at=change_seen_at or started_at,
+                    searchable_at=datetime.now(UTC),
+                    known=change_seen_at is not None,
+                )
+        except DBAPIError:
+            log.warning("could not record the freshness of %s", name, exc_info=True)
+    return result
+
+
+def _changed_anything(c: RunCounts) -> bool:
+    return bool(c.docs_added or c.docs_updated or c.docs_deleted or c.acl_updated)
 
 
 def _locked_sync(
@@ -108,6 +135,7 @@ def _locked_sync(
     on_start: Callable[[int], None] | None,
     on_commit: Callable[[RunCounts], None] | None,
     config: Any,
+    scan_deletions: bool = True,
 ) -> SyncResult:
     with engine.begin() as conn:
         # A marker left by a worker that died mid-parse becomes a "crashed" entry first.
@@ -144,6 +172,7 @@ def _locked_sync(
             full=full,
             max_document_chars=ingest.max_document_chars,
             max_chunks_per_document=ingest.max_chunks_per_document,
+            scan_deletions=scan_deletions,
         ),
         on_commit=on_commit,
         issues=issues,
@@ -175,7 +204,7 @@ def _locked_sync(
     c = outcome.counts
     log.info(
         "sync of %s done (run %d, %s): %d seen, %d added, %d updated, %d unchanged, "
-        "%d deleted, %d failed, %d chunks",
+        "%d deleted, %d failed, %d chunks, %d authorization-only",
         name,
         run_id,
         outcome.mode,
@@ -186,6 +215,7 @@ def _locked_sync(
         c.docs_deleted,
         c.docs_failed,
         c.chunks_written,
+        c.acl_updated,
     )
     return SyncResult(run_id, "succeeded", outcome.counts)
 

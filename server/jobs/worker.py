@@ -33,9 +33,12 @@ from server.ingest import repository
 from server.ingest.sources import parse_config
 from server.jobs.app import make_job_app
 from server.jobs.tasks import RESOURCES, WorkerResources
+from server.jobs.watch import WatchSet, watched_sources
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
+
+WATCH_STOP_S = 30.0  # a stopping worker waits this long for a watched sync to finish
 
 
 def source_schedules(settings: Settings, engine: Engine) -> dict[str, str]:
@@ -71,19 +74,47 @@ async def run_worker(
         schedules = await asyncio.to_thread(source_schedules, settings, engine)
         app = make_job_app(target, schedules=schedules, pool_size=concurrency + 3)
         name = f"kb-worker@{socket.gethostname()}:{os.getpid()}"
+        # Watchers only for a worker that keeps running (not one draining the queue).
+        watched = await asyncio.to_thread(watched_sources, settings, engine) if wait else []
         log.info(
-            "worker %s: concurrency %d, %d scheduled sources", name, concurrency, len(schedules)
+            "worker %s: concurrency %d, %d scheduled sources, %d watched",
+            name,
+            concurrency,
+            len(schedules),
+            len(watched),
         )
-        async with app.open_async():
-            await app.run_worker_async(
-                name=name,
-                concurrency=concurrency,
-                wait=wait,
-                install_signal_handlers=install_signal_handlers,
-                additional_context={RESOURCES: WorkerResources(settings, engine, embedder)},
-            )
+        stop_watching = asyncio.Event()
+        watching: asyncio.Task[None] | None = None
+        if watched:
+            watch = WatchSet(settings, target, engine, embedder, name, watched)
+            watching = asyncio.create_task(watch.run(stop_watching), name="kb-watchers")
+        try:
+            async with app.open_async():
+                await app.run_worker_async(
+                    name=name,
+                    concurrency=concurrency,
+                    wait=wait,
+                    install_signal_handlers=install_signal_handlers,
+                    additional_context={RESOURCES: WorkerResources(settings, engine, embedder)},
+                )
+        finally:
+            if watching is not None:
+                await _stop_watchers(stop_watching, watching)
     finally:
         await asyncio.to_thread(engine.dispose)
+
+
+async def _stop_watchers(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+    """Let a watched sync in progress finish (it commits or not as a whole), then stop."""
+    stop.set()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), WATCH_STOP_S)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    except Exception:
+        log.warning("a watcher failed while stopping", exc_info=True)
 
 
 # What a lost database looks like from procrastinate, psycopg, its pool and SQLAlchemy.

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from connectors.base import SourceDocument
+from connectors.base import PlacementChange, SourceDocument
 
 from .test_files_formats import files_connector
 
@@ -69,8 +69,13 @@ def test_sidecar_change_rereads_the_files_below_it(tmp_path: Path) -> None:
     items, cursor = connector.poll(cursor)
     got = {i.external_id: i for i in items}
     assert set(got) == {"hr/a.md", "hr/sub/b.md"}
-    assert isinstance(got["hr/sub/b.md"], SourceDocument)
-    assert got["hr/sub/b.md"].acl == ("group:hr",)
+    # The files did not change: only their placement is yielded, without a parse (issue 12);
+    # reading them for real gives the same placement.
+    change = got["hr/sub/b.md"]
+    assert isinstance(change, PlacementChange)
+    assert change.acl == ("group:hr",) and change.moved_from is None
+    loaded = change.load()
+    assert isinstance(loaded, SourceDocument) and loaded.acl == ("group:hr",)
 
     items, cursor = connector.poll(_roundtrip(cursor))
     assert _ids(items) == set()
