@@ -24,13 +24,16 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from bench._recall_corpus import CHUNKS_PER_DOC, Corpus
+from bench._recall_memory import PeakMemory
 
 SOURCE = "bench"
 
 
 @contextmanager
-def scratch_server(prefix: str) -> Iterator[str]:
-    """A migrated database in a new embedded server under /tmp/<prefix>-*; removed after."""
+def scratch_server(prefix: str, memory: PeakMemory | None = None) -> Iterator[str]:
+    """A migrated database in a new embedded server under /tmp/<prefix>-*; removed after.
+
+    ``memory`` (if given) starts counting the server's processes."""
     from server.db import migrate
     from server.db.embedded import EmbeddedPostgres
     from server.db.engine import to_sqlalchemy_url
@@ -44,6 +47,8 @@ def scratch_server(prefix: str) -> Iterator[str]:
     server = EmbeddedPostgres(home, "bench_recall")
     try:
         uri = server.start()
+        if memory is not None:
+            memory.pgdata = server.pgdata
         migrate.upgrade(to_sqlalchemy_url(uri))
         yield uri
     finally:

@@ -60,7 +60,9 @@ class RunInfo:
     load: LoadTimes
     truth_s: float
     total_s: float
-    peak_rss_mb: float
+    peak_self_mb: float
+    peak_postgres_mb: float
+    peak_total_mb: float
     command: str
     machine: str = ""
 
@@ -202,7 +204,8 @@ COPY {ld.copy_s:.0f} s; HNSW build {ld.hnsw_s:.0f} s (m=16, ef_construction=64,
 `maintenance_work_mem` {ld.maintenance_work_mem}, 2 parallel workers); the other chunk
 indexes {ld.other_indexes_s:.0f} s; chunks table {ld.table_mb:,.0f} MB, HNSW index
 {ld.hnsw_mb:,.0f} MB; ground truth {info.truth_s:.0f} s; whole run {info.total_s / 60:.1f} min;
-peak RSS of the benchmark process {info.peak_rss_mb:,.0f} MB.
+peak memory (PSS, sampled each second) {info.peak_total_mb / 1024:.1f} GiB: the benchmark
+process {info.peak_self_mb / 1024:.1f} GiB, PostgreSQL {info.peak_postgres_mb / 1024:.1f} GiB.
 
 Production configuration:
 

@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import dataclasses
 import random
-import resource
 import time
 from collections import Counter
 from contextlib import nullcontext
@@ -38,6 +37,7 @@ import numpy as np
 from bench._kbdata import cisi_queries, embed_cached, load_embedder, percentile
 from bench._recall_corpus import REAL_TEXTS, expand, make_corpus, passages, real_vectors
 from bench._recall_load import chunk_rows, load, scratch_server
+from bench._recall_memory import PeakMemory
 from bench._recall_plan import StatementLog, classify, explain_last_call
 from bench._recall_policy import BenchCaller, allowed_documents, make_callers, policy_yaml
 from bench._recall_report import ListingRow, Row, RunInfo, publish
@@ -205,10 +205,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tmp-prefix", default="kb-bench-recall")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/ alone.")
     args = parser.parse_args(argv)
+    args.command = "python -m bench search_recall " + " ".join(argv)
     configs = [c for c in args.configs.split(",") if c]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         parser.error(f"unknown configuration(s) {unknown}; choose from {sorted(CONFIGS)}")
+    with PeakMemory() as memory:
+        return _run(args, configs, memory)
+
+
+def _run(args: argparse.Namespace, configs: list[str], memory: PeakMemory) -> int:
     started = time.perf_counter()
     rng = np.random.default_rng(42)
     embedder = load_embedder()
@@ -226,7 +232,7 @@ def main(argv: list[str]) -> int:
     truth_rows = exact_top(corpus.vectors, queries, rows_allowed)
     truth_s = time.perf_counter() - t0
     print(f"ground truth (numpy, {len(callers)} callers x {len(queries)} queries): {truth_s:.0f} s")
-    with scratch_server(args.tmp_prefix) as dsn:
+    with scratch_server(args.tmp_prefix, memory) as dsn:
         loaded = load(dsn, corpus, args.maintenance_work_mem)
         print(
             f"loaded {len(corpus.vectors):,} chunks: COPY {loaded.copy_s:.0f} s, HNSW"
@@ -249,8 +255,10 @@ def main(argv: list[str]) -> int:
         load=loaded,
         truth_s=truth_s,
         total_s=time.perf_counter() - started,
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        command="python -m bench search_recall " + " ".join(argv),
+        peak_self_mb=memory.peak_self_mb,
+        peak_postgres_mb=memory.peak_postgres_mb,
+        peak_total_mb=memory.peak_total_mb,
+        command=args.command,
     )
     publish(rows, listed, info, write=not args.no_write)
     return 0

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from bench._recall_corpus import CHUNKS_PER_DOC, make_corpus
+from bench._recall_corpus import CHUNKS_PER_DOC, Corpus, make_corpus
 from bench._recall_load import chunk_rows, load
 from bench._recall_policy import allowed_documents, make_callers, policy_yaml
 from bench._recall_truth import allowed_chunks, exact_top, recall_at_k
@@ -34,7 +34,7 @@ DOCS = 2_000  # every 0.1 % bucket holds two documents
 
 
 @pytest.fixture
-def corpus_db(fresh_database: str) -> tuple[str, object]:
+def corpus_db(fresh_database: str) -> tuple[str, Corpus]:
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(DOCS * CHUNKS_PER_DOC, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -43,14 +43,14 @@ def corpus_db(fresh_database: str) -> tuple[str, object]:
     return fresh_database, corpus
 
 
-async def test_evaluator_agrees_with_the_sql_predicate(corpus_db: tuple[str, object]) -> None:
+async def test_evaluator_agrees_with_the_sql_predicate(corpus_db: tuple[str, Corpus]) -> None:
     dsn, corpus = corpus_db
     callers = make_callers()
     engine = PolicyEngine.of(parse_policy_yaml(policy_yaml(callers)), version=1)
     settings = Settings(database={"url": dsn}, home="/tmp/kb-test-recall-home")
     db = Database.open(DatabaseTarget(to_sqlalchemy_url(dsn)), settings)
-    ids = chunk_rows(dsn, corpus)  # type: ignore[arg-type]
-    index = {ident: i for i, ident in enumerate(corpus.ids)}  # type: ignore[attr-defined]
+    ids = chunk_rows(dsn, corpus)
+    index = {ident: i for i, ident in enumerate(corpus.ids)}
     partial = 0
     try:
         async with db.sessions() as session:
@@ -60,12 +60,12 @@ async def test_evaluator_agrees_with_the_sql_predicate(corpus_db: tuple[str, obj
                     select(Document.id).where(access.where(AuthzColumns.of_documents(Document)))
                 )
                 in_sql = {index[d] for d in docs.scalars()}
-                expected = set(np.flatnonzero(allowed_documents(corpus, caller)).tolist())  # type: ignore[arg-type]
+                expected = set(np.flatnonzero(allowed_documents(corpus, caller)).tolist())
                 assert in_sql == expected, (caller.shape, caller.level)
                 chunks = await session.execute(
                     select(Chunk.id).where(access.where(AuthzColumns.of_chunks(Chunk)))
                 )
-                rows = allowed_chunks(corpus, caller)  # type: ignore[arg-type]
+                rows = allowed_chunks(corpus, caller)
                 assert set(chunks.scalars()) == set(ids[rows].tolist()), (
                     caller.shape,
                     caller.level,
@@ -78,22 +78,22 @@ async def test_evaluator_agrees_with_the_sql_predicate(corpus_db: tuple[str, obj
         allow_only = type(and_not)(and_not.shape, 1, and_not.principals, and_not.rules[:1])
         assert (
             allowed_documents(corpus, allow_only).sum() > allowed_documents(corpus, and_not).sum()
-        )  # type: ignore[arg-type]
+        )
     finally:
         await db.dispose()
 
 
-async def test_numpy_truth_matches_an_exact_production_scan(corpus_db: tuple[str, object]) -> None:
+async def test_numpy_truth_matches_an_exact_production_scan(corpus_db: tuple[str, Corpus]) -> None:
     dsn, corpus = corpus_db
     callers = [c for c in make_callers() if c.level == 2]  # 1 %: the production path scans exactly
     engine = PolicyEngine.of(parse_policy_yaml(policy_yaml(callers)), version=1)
     settings = Settings(database={"url": dsn}, home="/tmp/kb-test-recall-home")
     db = Database.open(DatabaseTarget(to_sqlalchemy_url(dsn)), settings)
-    ids = chunk_rows(dsn, corpus)  # type: ignore[arg-type]
-    queries = corpus.vectors[:3] + 0.01  # type: ignore[attr-defined]
+    ids = chunk_rows(dsn, corpus)
+    queries = corpus.vectors[:3] + 0.01
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    allowed = [allowed_chunks(corpus, c) for c in callers]  # type: ignore[arg-type]
-    truth = exact_top(corpus.vectors, queries, allowed)  # type: ignore[attr-defined]
+    allowed = [allowed_chunks(corpus, c) for c in callers]
+    truth = exact_top(corpus.vectors, queries, allowed)
     service = SearchService(db, None, settings)  # type: ignore[arg-type]
     try:
         for ci, caller in enumerate(callers):
@@ -107,7 +107,7 @@ async def test_numpy_truth_matches_an_exact_production_scan(corpus_db: tuple[str
         await db.dispose()
 
 
-def test_metadata_is_stored_as_an_object(corpus_db: tuple[str, object]) -> None:
+def test_metadata_is_stored_as_an_object(corpus_db: tuple[str, Corpus]) -> None:
     dsn, _ = corpus_db
     with psycopg.connect(dsn) as conn:
         kinds = conn.execute("SELECT DISTINCT jsonb_typeof(doc_metadata) FROM chunks").fetchall()
