@@ -18,9 +18,9 @@ from server.http.console import PREFIX as CONSOLE_PREFIX
 from server.http.console import router as console_router
 from server.http.console import static_files as console_static
 from server.http.errors import install_error_handlers
-from server.http.hosts import TrustedHostMiddleware
+from server.http.hosts import PROBE_PATHS, TrustedHostMiddleware
 from server.http.limits import BodyLimitMiddleware
-from server.http.metrics import install_metrics, observe_runtime
+from server.http.metrics import METRICS_PATH, install_metrics, observe_runtime
 from server.http.validation_errors import validation_error
 from server.mcp.http import McpMount, security_settings
 from server.observability.request_id import RequestIdMiddleware
@@ -92,6 +92,8 @@ def create_app(
         TrustedHostMiddleware,
         allowed_hosts=security.allowed_hosts,
         allowed_origins=security.allowed_origins,
+        # Prometheus scrapes by address (pod or container IP) like the probes' callers.
+        exempt_paths=PROBE_PATHS | {METRICS_PATH},
     )
     # Outermost: every request (refused ones too) gets its id before anything logs.
     app.add_middleware(RequestIdMiddleware)

@@ -4,7 +4,8 @@ What it shows: the in-process metrics of :mod:`server.observability.metrics` (su
 every process sharing ``PROMETHEUS_MULTIPROC_DIR`` when set) and the scrape-time figures
 of :mod:`server.observability.collectors` (policy, pool, queue, corpus, ingestion).
 
-Access: open by default, like ``/healthz``: the figures hold counts, durations and source
+Access: open by default, like ``/healthz`` (and like the probes, exempt from the Host check:
+Prometheus scrapes replicas by address): the figures hold counts, durations and source
 names, never document text, queries or principals. ``metrics.bearer_token`` makes it
 require ``Authorization: Bearer <token>`` (compared in constant time; 401 otherwise);
 ``metrics.enabled: false`` removes the route (404).
@@ -28,6 +29,7 @@ from server.runtime import Runtime
 from server.settings import MetricsSettings
 
 router = APIRouter(tags=["health"])
+METRICS_PATH = "/metrics"
 
 
 def install_metrics(app: FastAPI, settings: MetricsSettings) -> None:
@@ -56,7 +58,7 @@ def _authorized(request: Request, settings: MetricsSettings) -> bool:
     return hmac.compare_digest(given, expected)
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+@router.get(METRICS_PATH, summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     settings = runtime.settings.metrics
@@ -87,4 +89,4 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-__all__ = ["install_metrics", "observe_runtime", "router"]
+__all__ = ["METRICS_PATH", "install_metrics", "observe_runtime", "router"]

@@ -115,7 +115,7 @@ async def mcp_calls(
     results = []
     async with create_mcp_http_client(headers=headers) as http:
         transport = streamable_http_client(f"{url}/mcp", http_client=http)
-        async with Client(transport, cache=None) as client:  # type: ignore[arg-type]
+        async with Client(transport, cache=None) as client:
             for name, args in calls:
                 results.append(await client.call_tool(name, args))
     return results
@@ -214,6 +214,7 @@ def _drive_traffic(s: Served) -> None:
     assert bob[0].structured_content["results"] == []
     assert bob[1].is_error
     # A tool name the server never registered: refused, and counted under "other".
+    unknown: list[tuple[str, dict[str, Any]]] = [(f"nope_{uuid.uuid4().hex}", {})]
     with pytest.raises(ExceptionGroup) as refused:
-        anyio.run(mcp_calls, s.url, s.tokens["alice"], [(f"nope_{uuid.uuid4().hex}", {})])
+        anyio.run(mcp_calls, s.url, s.tokens["alice"], unknown)
     assert "Unknown tool" in repr(refused.value)

@@ -75,13 +75,17 @@ def test_ingestion_and_corpus_from_the_database(served: Served) -> None:
     assert "kb_queue_jobs" in m and "kb_ingest_oldest_queued_seconds" in m
 
 
-def test_metrics_are_off_the_mcp_auth_path_but_host_checked(served: Served) -> None:
+def test_metrics_are_off_the_mcp_auth_path(served: Served) -> None:
     # No bearer token needed (metrics.bearer_token unset), unlike /mcp.
     assert httpx.get(f"{served.url}/metrics", timeout=60).status_code == 200
     assert httpx.post(f"{served.url}/mcp", json={}, timeout=60).status_code == 401
-    # DNS-rebinding protection still applies: a foreign Host is refused.
-    refused = httpx.get(f"{served.url}/metrics", headers={"Host": "evil.example"}, timeout=60)
+    # Scraped by address like the probes (Prometheus sends Host: <pod IP>:8000) ...
+    by_ip = httpx.get(f"{served.url}/metrics", headers={"Host": "10.1.2.3:8000"}, timeout=60)
+    assert by_ip.status_code == 200
+    # ... while every other path keeps its DNS-rebinding protection.
+    refused = httpx.get(f"{served.url}/readyz/", headers={"Host": "10.1.2.3:8000"}, timeout=60)
     assert refused.status_code == 421
+    assert httpx.get(f"{served.url}/metrics", timeout=60).headers["x-request-id"]
     # Nothing a caller sent leaks into the figures: no query text, no principal.
     text = httpx.get(f"{served.url}/metrics", timeout=60).text
     assert "backups restored" not in text and "user:alice" not in text

@@ -60,7 +60,8 @@ def test_a_hostile_request_id_is_replaced_not_logged(
     served: Served, label: str, hostile: str | bytes
 ) -> None:
     # Over plain HTTP: the answer names a fresh id.
-    answer = httpx.get(f"{served.url}/healthz", headers={"X-Request-ID": hostile}, timeout=30)
+    value = hostile.encode("latin-1") if isinstance(hostile, str) else hostile
+    answer = httpx.get(f"{served.url}/healthz", headers={b"X-Request-ID": value}, timeout=30)
     given = answer.headers["x-request-id"]
     assert GENERATED.fullmatch(given), given
     # Through an audited MCP call: the row carries a fresh id, not the header.
