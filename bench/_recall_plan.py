@@ -1,13 +1,13 @@
 """The plan a production vector query actually used, from EXPLAIN of its own statement.
 
-:class:`StatementLog` listens on the service's engine and keeps the statements one call
-sent, with their parameters. :func:`explain_last_call` replays that transaction on the same
-engine (the same ``set_config`` calls, the same capped count if there is one) and prefixes
-the statement that orders by ``<=>`` with ``EXPLAIN (FORMAT JSON)``, so the plan is the
-planner's choice for exactly what production ran, with the same settings and parameters.
-:func:`classify` names it: ``HNSW`` (index order, nothing filtered), ``iterative HNSW``
-(index order with the access predicate as a filter; iterative scans are on), or
-``exact (...)`` (every allowed row found another way, then sorted by distance).
+:class:`PlanProbe` listens on the service's engine. While it is on, every statement that
+orders by ``<=>`` is first sent as ``EXPLAIN (FORMAT JSON)`` on the same connection, in the
+same transaction, with the same parameters, just before it runs: the plan is the planner's
+choice for exactly what production runs, with whatever settings production applied (at
+session or transaction level). :func:`classify` names it: ``HNSW`` (index order, nothing
+filtered), ``iterative HNSW`` (index order with the access predicate as a filter;
+iterative scans are on), or ``exact (...)`` (every allowed row found another way, then
+sorted by distance). The probe costs time, so probed calls are extra, untimed calls.
 """
 
 from __future__ import annotations
@@ -23,53 +23,32 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 HNSW_INDEX = "ix_chunks_embedding_hnsw"
 
 
-class StatementLog:
+class PlanProbe:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._on = False
-        self.statements: list[tuple[str, Any]] = []
-        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+        self.plans: list[dict[str, Any]] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", self._before)
 
-    def _seen(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if self._on:
-            self.statements.append((statement, parameters))
+    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if not self._on or "<=>" not in statement:
+            return
+        cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+        raw = cursor.fetchone()[0]
+        plan = raw if isinstance(raw, list) else json.loads(raw)
+        self.plans.append(dict(plan[0]["Plan"]))
 
     @contextmanager
-    def recording(self) -> Iterator[None]:
-        self.statements = []
+    def explaining(self) -> Iterator[list[dict[str, Any]]]:
+        self.plans = []
         self._on = True
         try:
-            yield
+            yield self.plans
         finally:
             self._on = False
 
     def close(self) -> None:
-        event.remove(self._engine.sync_engine, "before_cursor_execute", self._seen)
-
-
-async def explain_last_call(engine: AsyncEngine, log: StatementLog) -> dict[str, Any] | None:
-    """EXPLAIN of the vector statement of the recorded call, replayed in one transaction."""
-    recorded = list(log.statements)
-    vector = [i for i, (s, _) in enumerate(recorded) if "<=>" in s]
-    if not vector:
-        return None
-    last = vector[-1]
-    async with engine.connect() as conn:
-        trans = await conn.begin()
-        try:
-            for i, (statement, params) in enumerate(recorded[: last + 1]):
-                if statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
-                    continue
-                if i == last:
-                    statement = "EXPLAIN (FORMAT JSON) " + statement
-                result = await conn.exec_driver_sql(statement, params)
-                if i == last:
-                    raw = result.scalar_one()
-                    plan = raw if isinstance(raw, list) else json.loads(raw)
-                    return dict(plan[0]["Plan"])
-        finally:
-            await trans.rollback()
-    return None
+        event.remove(self._engine.sync_engine, "before_cursor_execute", self._before)
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -80,6 +59,12 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def _short(index: str) -> str:
     return index.removeprefix("ix_chunks_")
+
+
+def classify_all(plans: list[dict[str, Any]]) -> str:
+    """One label for a call: "exact (...)", or "iterative HNSW -> exact (...)" when the
+    service redid a short HNSW walk exactly."""
+    return " -> ".join(classify(p) for p in plans) if plans else "?"
 
 
 def classify(plan: dict[str, Any] | None) -> str:

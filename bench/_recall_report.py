@@ -254,11 +254,14 @@ with 40 candidates (what `search` asks for top-10).
   **worst query** its minimum; **min results**: the fewest rows any query returned.
 - **p50 / p95**: wall-clock of the whole vector branch (its transaction, the `SET LOCAL`s,
   any pre-count, the query), the database part of a search.
-- **plan**: what PostgreSQL chose for that very statement: the statements the call sent are
-  recorded and replayed in one transaction with `EXPLAIN` on the vector query (first
-  three queries per caller). `HNSW` = index order, nothing to filter; `iterative HNSW` =
-  index order with the access predicate as a filter (iterative scans on); `exact (...)` =
-  the allowed rows found by the named index or a scan, then sorted by distance.
+- **plan**: what PostgreSQL chose for that very statement: for the first three queries of
+  each caller the call is repeated (untimed) and each statement ordering by `<=>` is
+  preceded by `EXPLAIN` of itself on the same connection, in the same transaction, with
+  the same parameters and settings. `HNSW` = index order, nothing to filter; `iterative
+  HNSW` = index order with the access predicate as a filter (iterative scans on);
+  `exact (...)` = the allowed rows found by the named index or a scan, then sorted by
+  distance; `a -> b` = the service ran a second statement (an HNSW walk that came back
+  short, redone exactly).
 - Configurations: **production** (`SearchTuning()` as shipped); **pgvector-defaults**
   (`ef_search` 40, `max_scan_tuples` 20,000, no pre-count); **planner-only** (the shipped
   HNSW settings, no pre-count: pgvector's cost model alone picks the plan). Callers and

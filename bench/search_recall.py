@@ -29,7 +29,6 @@ import dataclasses
 import random
 import time
 from collections import Counter
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -38,7 +37,7 @@ from bench._kbdata import cisi_queries, embed_cached, load_embedder, percentile
 from bench._recall_corpus import REAL_TEXTS, expand, make_corpus, passages, real_vectors
 from bench._recall_load import chunk_rows, load, scratch_server
 from bench._recall_memory import PeakMemory
-from bench._recall_plan import StatementLog, classify, explain_last_call
+from bench._recall_plan import PlanProbe, classify_all
 from bench._recall_policy import BenchCaller, allowed_documents, make_callers, policy_yaml
 from bench._recall_report import ListingRow, Row, RunInfo, publish
 from bench._recall_truth import K, allowed_chunks, exact_top, recall_at_k
@@ -88,7 +87,7 @@ async def measure(
     db = Database.open(DatabaseTarget(to_sqlalchemy_url(dsn)), settings)
     services = {name: SearchService(db, None, settings, _tuning(CONFIGS[name])) for name in configs}  # type: ignore[arg-type]
     access = [engine.filter_for(Caller.of(*c.principals)) for c in callers]
-    log = StatementLog(db.engine)
+    probe = PlanProbe(db.engine)
     keys = [(name, ci) for name in configs for ci in range(len(callers))]
     times: dict[tuple[str, int], list[float]] = {k: [] for k in keys}
     recalls: dict[tuple[str, int], list[float]] = {k: [] for k in keys}
@@ -106,22 +105,24 @@ async def measure(
             for key in keys:
                 name, ci = key
                 svc = services[name]
-                explain = qi < EXPLAINED_QUERIES
-                with log.recording() if explain else nullcontext():
-                    t0 = time.perf_counter()
-                    found = await svc.vector_search(
-                        access[ci], SearchFilters(), vec, _limit(svc.tuning)
-                    )
-                    times[key].append((time.perf_counter() - t0) * 1000)
-                if explain:
-                    plans[key][classify(await explain_last_call(db.engine, log))] += 1
+                t0 = time.perf_counter()
+                found = await svc.vector_search(
+                    access[ci], SearchFilters(), vec, _limit(svc.tuning)
+                )
+                times[key].append((time.perf_counter() - t0) * 1000)
+                if qi < EXPLAINED_QUERIES:  # the same call again, untimed, with EXPLAIN
+                    with probe.explaining() as seen:
+                        await svc.vector_search(
+                            access[ci], SearchFilters(), vec, _limit(svc.tuning)
+                        )
+                    plans[key][classify_all(seen)] += 1
                 top = [c.chunk_id for c in found[:K]]
                 returned[key].append(len(top))
                 recalls[key].append(recall_at_k(top, list(truth[ci][qi])))
             if (qi + 1) % 10 == 0:
                 print(f"  {qi + 1}/{len(queries)} queries", flush=True)
     finally:
-        log.close()
+        probe.close()
         await db.dispose()
     rows = []
     for name in configs:
