@@ -307,3 +307,14 @@ def publish(rows: list[Row], listed: list[ListingRow], info: RunInfo, *, write: 
     body = INTRO + "\n" + "\n".join(blocks[n] for n in sorted(blocks))
     write_section(HEADING, body)
     print(f"wrote docs/benchmarks.md ({HEADING}) and docs/img/{name}")
+
+
+def republish(path: Path) -> None:
+    """Write the docs section and plot again from a run's saved results (no measuring)."""
+    data = json.loads(path.read_text())
+    info_raw = dict(data["info"])
+    info_raw["load"] = LoadTimes(**info_raw["load"])
+    info = RunInfo(**info_raw)
+    rows = [Row(**r) for r in data["rows"]]
+    listed = [ListingRow(**r) for r in data["listing"]]
+    publish(rows, listed, info, write=True)

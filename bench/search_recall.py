@@ -29,6 +29,7 @@ import dataclasses
 import random
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ from bench._recall_load import chunk_rows, load, scratch_server
 from bench._recall_memory import PeakMemory
 from bench._recall_plan import PlanProbe, classify_all
 from bench._recall_policy import BenchCaller, allowed_documents, make_callers, policy_yaml
-from bench._recall_report import ListingRow, Row, RunInfo, publish
+from bench._recall_report import ListingRow, Row, RunInfo, publish, republish
 from bench._recall_truth import K, allowed_chunks, exact_top, recall_at_k
 
 # Overrides of the production SearchTuning per configuration (fields it does not have
@@ -205,7 +206,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--maintenance-work-mem", default="3GB")
     parser.add_argument("--tmp-prefix", default="kb-bench-recall")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/ alone.")
+    parser.add_argument(
+        "--republish", metavar="JSON", help="Rewrite the docs from a saved run (bench/out/)."
+    )
     args = parser.parse_args(argv)
+    if args.republish:
+        republish(Path(args.republish))
+        return 0
     args.command = "python -m bench search_recall " + " ".join(argv)
     configs = [c for c in args.configs.split(",") if c]
     unknown = [c for c in configs if c not in CONFIGS]
