@@ -30,7 +30,7 @@ POLICY = {
             "object": "collection:handbook",
             "comment": "engineering reads the handbook",
         }
-    ]
+    ],
 }
 HANDBOOK = {
     "backups.md": "# Database backups\n\nNightly backups run at 02:30 with pg_dump. "
@@ -123,9 +123,7 @@ def console_stack(database_url: str, home: Path, port: int | None = None) -> Ite
             stack = Stack(srv.url, env, home, root, alice, "", home / "serve.log")
             with stack.admin() as http:
                 http.post("/admin/policies/import", json={"policy": POLICY}).raise_for_status()
-                key = http.post(
-                    "/admin/keys", json={"name": "reporting", "sources": ["handbook"]}
-                )
+                key = http.post("/admin/keys", json={"name": "reporting", "sources": ["handbook"]})
                 key.raise_for_status()
                 stack.narrowed_key = key.json()["secret"]
             yield stack
@@ -139,4 +137,12 @@ def console_stack(database_url: str, home: Path, port: int | None = None) -> Ite
             worker_log.close()
 
 
-__all__ = ["HANDBOOK", "POLICY", "Stack", "console_stack", "free_port_in_range", "mint", "write_docs"]
+__all__ = [
+    "HANDBOOK",
+    "POLICY",
+    "Stack",
+    "console_stack",
+    "free_port_in_range",
+    "mint",
+    "write_docs",
+]

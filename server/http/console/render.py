@@ -97,7 +97,9 @@ def page(
                 "script-src 'self'; frame-ancestors 'none'; form-action 'self'"
             ),
             "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer",
+            # Not no-referrer: Chromium then sends "Origin: null" on form POSTs, which the
+            # Origin check refuses.
+            "Referrer-Policy": "same-origin",
             "Cache-Control": "no-store",
         },
     )

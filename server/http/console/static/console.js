@@ -5,12 +5,16 @@ document.addEventListener("DOMContentLoaded", () => {
   // A sign-in link carries the token in the fragment (never sent to a server): move it
   // into the form, erase it from the address bar and history, and submit.
   const form = document.getElementById("signin");
-  const match = window.location.hash.match(/^#token=(.+)$/);
-  if (form && match) {
+  const linkSignIn = () => {
+    const match = window.location.hash.match(/^#token=(.+)$/);
+    if (!form || !match) return;
     history.replaceState(null, "", window.location.pathname + window.location.search);
     form.elements.token.value = decodeURIComponent(match[1]);
     form.submit();
-  }
+  };
+  linkSignIn();
+  // A link opened on the sign-in page itself only changes the fragment.
+  window.addEventListener("hashchange", linkSignIn);
 
   // Jobs: while a run is queued or running, fetch the table every two seconds.
   const jobs = document.getElementById("jobs");
