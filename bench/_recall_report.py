@@ -300,7 +300,8 @@ def publish(rows: list[Row], listed: list[ListingRow], info: RunInfo, *, write: 
     if not write:
         return
     IMG_DIR.mkdir(parents=True, exist_ok=True)
-    name = f"search_recall_{info.chunks // 1000}k.png"
+    size = f"{info.chunks // 10**6}m" if info.chunks % 10**6 == 0 else f"{info.chunks // 1000}k"
+    name = f"search_recall_{size}.png"
     plot(rows, info, IMG_DIR / name)
     blocks = _current_blocks()
     blocks[info.chunks] = _block(rows, listed, info, f"img/{name}")
