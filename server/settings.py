@@ -71,7 +71,7 @@ class DatabaseSettings(_Section):
             "search, fetch and listings; writes, policies, auth and audit stay on the primary. "
             "A replica serves a read only if it has replayed every revocation this process "
             "knows of (policy change, document ACL change or deletion); otherwise, or when "
-            "unreachable, the read goes to the primary. See docs/scaling.md."
+            "unreachable, the read goes to the primary. See docs/read-replicas.md."
         ),
     )
     replica_max_lag_s: float | None = Field(
