@@ -538,6 +538,18 @@ def run_failures(conn: Connection, run_id: int, *, limit: int = 1000) -> list[di
     return [dict(r) for r in conn.execute(stmt).mappings().all()]
 
 
+def running_runs(conn: Connection, source: str, *, trigger: str, not_worker: str) -> list[int]:
+    stmt = select(IngestRun.id).where(
+        and_(
+            IngestRun.source == source,
+            IngestRun.status == "running",
+            IngestRun.trigger == trigger,
+            IngestRun.worker.is_distinct_from(not_worker),
+        )
+    )
+    return [int(i) for i in conn.execute(stmt).scalars().all()]
+
+
 def runs_of_jobs(conn: Connection, job_ids: Sequence[int], statuses: Sequence[str]) -> list[int]:
     if not job_ids:
         return []
@@ -571,6 +583,7 @@ __all__ = [
     "reauthorize_documents",
     "replace_documents",
     "run_failures",
+    "running_runs",
     "runs_of_jobs",
     "save_sync_state",
     "update_run",

@@ -157,6 +157,20 @@ def fail_interrupted_runs(conn: Connection, job_ids: list[int], reason: str) -> 
     return ids
 
 
+WATCH_INTERRUPTED = "interrupted: the worker watching this source stopped (killed or crashed)"
+
+
+def fail_orphaned_watch_runs(conn: Connection, source: str, *, worker: str) -> list[int]:
+    """Runs a previous watcher left running (it died mid-sync): called by the new holder of
+    the source's watch, which no other process can be running a watched sync under."""
+    ids = repository.running_runs(conn, source, trigger="watch", not_worker=worker)
+    for run_id in ids:
+        repository.update_run(
+            conn, run_id, status="failed", error=WATCH_INTERRUPTED, finished_at=func.now()
+        )
+    return ids
+
+
 def run_view(row: Mapping[str, Any]) -> dict[str, Any]:
     """A run as the CLI and the admin API show it (JSON-friendly, with its duration)."""
     started: datetime | None = row.get("started_at")
@@ -201,6 +215,7 @@ __all__ = [
     "RunRecorder",
     "create_queued_run",
     "fail_interrupted_runs",
+    "fail_orphaned_watch_runs",
     "finish_run",
     "run_view",
     "start_run",

@@ -44,9 +44,9 @@ from connectors.sql_config import SqlSourceConfig
 from connectors.sql_watch import EntryProbe
 from server.db.engine import DatabaseTarget
 from server.embeddings.base import Embedder
-from server.ingest import freshness, repository
+from server.ingest import freshness, repository, runs
 from server.ingest.service import SyncBusy, SyncResult, run_sync
-from server.ingest.sources import open_connector, parse_config
+from server.ingest.sources import open_connector, parse_config, upsert_configured_sources
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,14 @@ class SourceWatcher:
 
     def _record_holder(self, watcher: str | None) -> None:
         with self.engine.begin() as conn:
+            upsert_configured_sources(conn, self.settings)  # a first run creates the row
             freshness.record_watcher(conn, self.name, watcher)
+            if watcher is not None:
+                failed = runs.fail_orphaned_watch_runs(conn, self.name, worker=watcher)
+                if failed:
+                    log.warning(
+                        "source %s: runs %s of a dead watcher marked failed", self.name, failed
+                    )
 
     def _release_holder(self) -> None:
         with self.engine.begin() as conn:

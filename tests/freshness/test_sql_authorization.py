@@ -18,8 +18,8 @@ from server.settings import Settings
 from tests.freshness.helpers import (
     CountingEmbedder,
     chunk_rows,
-    postings_count,
     postgres_source_database,
+    postings_count,
 )
 from tests.ingest import mariadb
 from tests.ingest.helpers import integrity_problems, live_documents, sync
@@ -135,8 +135,7 @@ def test_acl_column_change_updates_every_chunk_without_embedding(
         # Same count, different keys (a delete hidden by an insert): the checksum moves.
         src.execute("DELETE FROM tickets WHERE id = 10")
         src.execute(
-            f"INSERT INTO tickets VALUES (1000, 'Ticket 1000', 'New body', 'support', "
-            f"{src.now()})"
+            f"INSERT INTO tickets VALUES (1000, 'Ticket 1000', 'New body', 'support', {src.now()})"
         )
         probe3 = connector.probe()["tickets"]
         assert probe3.rows == probe2.rows and probe3.keys_changed(probe2)
