@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import pwd
+import socket
 import subprocess
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -49,7 +50,7 @@ from tests.ingest.helpers import sync, sync_engine
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-REPLICA_PORT = 18701  # this suite's port range is 18700-18799
+REPLICA_PORTS = range(18701, 18790)  # this suite's port range is 18700-18799
 DEAD_PORT = 18799  # nothing listens here
 ACTOR = Caller.of("svc:cli:tester", transport="cli")
 MARK = " [primary only]"
@@ -79,6 +80,15 @@ class Cluster:
         )
 
 
+def _free_port() -> int:
+    """A port of our range nobody listens on (a replica left by a killed run keeps its own)."""
+    for port in REPLICA_PORTS:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise RuntimeError("no free port for the replica in 18701-18789")
+
+
 def _postmaster(server: EmbeddedPostgres) -> Any:
     return server._server.get_postmaster_info()  # the package's own record of its socket
 
@@ -90,41 +100,41 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     home = tmp_path_factory.mktemp("replicated")
     primary = EmbeddedPostgres(home, "kb")
     uri = primary.start()
-    migrate.upgrade(to_sqlalchemy_url(uri))
-    info = _postmaster(primary)
-    user: str | None = primary._server.system_user  # set when running as root
     replica_dir = home / "replica"
-    replica_dir.mkdir(mode=0o700)
-    if user is not None:
-        entry = pwd.getpwnam(user)
-        os.chown(replica_dir, entry.pw_uid, entry.pw_gid)
-        ensure_prefix_permissions(replica_dir)
-    cluster = Cluster(
-        primary,
-        uri,
-        f"postgresql://postgres@127.0.0.1:{REPLICA_PORT}/kb",
-        replica_dir,
-        user,
-    )
-    # wal_level=replica, max_wal_senders=10 and initdb's "local replication all trust" are
-    # the embedded server's defaults: nothing to change on the primary.
-    cluster.pg(
-        "pg_basebackup",
-        *("-D", str(replica_dir), "-R", "-X", "stream", "-c", "fast"),
-        *("-h", str(info.socket_dir), "-p", str(info.port or 5432), "-U", "postgres"),
-    )
-    assert (replica_dir / "standby.signal").exists()
-    cluster.pg(
-        "pg_ctl",
-        *("-D", str(replica_dir), "-w", "-l", str(replica_dir / "log")),
-        *("-o", f"-h 127.0.0.1 -p {REPLICA_PORT} -k ''", "start"),
-    )
+    started = False
     try:
+        migrate.upgrade(to_sqlalchemy_url(uri))
+        info = _postmaster(primary)
+        user: str | None = primary._server.system_user  # set when running as root
+        replica_dir.mkdir(mode=0o700)
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.chown(replica_dir, entry.pw_uid, entry.pw_gid)
+            ensure_prefix_permissions(replica_dir)
+        port = _free_port()
+        cluster = Cluster(
+            primary, uri, f"postgresql://postgres@127.0.0.1:{port}/kb", replica_dir, user
+        )
+        # wal_level=replica, max_wal_senders=10 and initdb's "local replication all trust"
+        # are the embedded server's defaults: nothing to change on the primary.
+        cluster.pg(
+            "pg_basebackup",
+            *("-D", str(replica_dir), "-R", "-X", "stream", "-c", "fast"),
+            *("-h", str(info.socket_dir), "-p", str(info.port or 5432), "-U", "postgres"),
+        )
+        assert (replica_dir / "standby.signal").exists()
+        cluster.pg(
+            "pg_ctl",
+            *("-D", str(replica_dir), "-w", "-l", str(replica_dir / "log")),
+            *("-o", f"-h 127.0.0.1 -p {port} -k ''", "start"),
+        )
+        started = True
         with psycopg.connect(cluster.replica_uri) as conn:
             assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
         yield cluster
     finally:
-        cluster.pg("pg_ctl", "-D", str(replica_dir), "-m", "fast", "stop")
+        if started:
+            cluster.pg("pg_ctl", "-D", str(replica_dir), "-m", "fast", "stop")
         primary.stop()
 
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql import ClauseElement
 
 from server.db.engine import Database, DatabaseTarget, make_sync_engine
 from server.db.models import AuditEntry, Chunk, Document, IngestRun, Source
@@ -51,8 +52,8 @@ def test_barrier_is_closed_until_listening_and_the_lag_floor_trails_by_max_lag()
     assert RevocationBarrier("", [], max_lag_s=None, clock=clock).required() is None
 
 
-def _sql(stmt: object) -> str:
-    return str(stmt.compile(dialect=postgresql.dialect()))  # type: ignore[attr-defined]
+def _sql(stmt: ClauseElement) -> str:
+    return str(stmt.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
 
 
 def test_writes_to_documents_chunks_and_sources_are_recognised() -> None:
