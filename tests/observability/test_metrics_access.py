@@ -49,7 +49,7 @@ def test_database_outage_reads_as_down_not_as_stale_figures(
     fresh_database: str,
 ) -> None:
     settings = make_settings(metrics={"database_interval_s": 0})
-    name = conninfo_to_dict(fresh_database)["dbname"]
+    name = str(conninfo_to_dict(fresh_database)["dbname"])
     with LiveServer(create_app(settings, target=db_target, embedder=embedder)) as srv:
         before = scrape(srv.url)
         assert before["kb_metrics_database_up"].samples[0].value == 1
