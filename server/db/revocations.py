@@ -1,11 +1,12 @@
-"""Every transaction that writes documents, chunks or sources says so at commit.
+"""Every transaction that writes documents or chunks, or drops a source, says so at commit.
 
 Read replicas (``server/db/replicas.py``) must never serve a row as it was before an
 ingestion narrowed its ACL or deleted it. Rather than trusting each write path to
 remember a NOTIFY (ingestion has several: replace, re-place, reauthorize, delete, drop a
 source), every engine of the primary watches its own statements: a transaction that ran
-an INSERT, UPDATE or DELETE on one of these tables sends ``pg_notify('kb_documents')``
-just before it commits, inside the transaction, so listeners hear it only if it commits.
+an INSERT, UPDATE or DELETE on documents or chunks, or deleted a source, sends
+``pg_notify('kb_documents')`` just before it commits, inside the transaction, so
+listeners hear it only if it commits.
 A false positive costs a notification; a missed write path cannot happen by omission.
 """
 
@@ -19,8 +20,13 @@ from sqlalchemy.engine import Connection
 
 DOCUMENTS_CHANNEL = "kb_documents"
 
+_TABLE = r"(?:\"?public\"?\.)?\"?"
+# Rows that carry what authorization reads (documents, chunks), and dropping a source (its
+# documents go by cascade). Other writes to sources (sync cursors, parse markers, once per
+# file) revoke nothing: switching a source off notifies kb_policy already.
 _WRITES = re.compile(
-    r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:\"?public\"?\.)?\"?(?:documents|chunks|sources)\b",
+    rf"\b(?:(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+{_TABLE}(?:documents|chunks)"
+    rf"|DELETE\s+FROM\s+{_TABLE}sources)\b",
     re.IGNORECASE,
 )
 _FLAG = "kb_writes_documents"

@@ -56,7 +56,7 @@ def _sql(stmt: ClauseElement) -> str:
     return str(stmt.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
 
 
-def test_writes_to_documents_chunks_and_sources_are_recognised() -> None:
+def test_writes_to_documents_and_chunks_and_dropped_sources_are_recognised() -> None:
     upsert = pg_insert(Document).values(title="x")
     writes = [
         _sql(update(Document).values(title="x")),
@@ -71,10 +71,27 @@ def test_writes_to_documents_chunks_and_sources_are_recognised() -> None:
         _sql(update(IngestRun).values(status="done")),
         _sql(pg_insert(AuditEntry).values(method="m")),
         "UPDATE documents_archive SET x = 1",
+        _sql(update(Source).values(sync_state={})),  # cursors and parse markers
+        _sql(pg_insert(Source).values(name="s", kind="files")),
         "COPY chunks FROM STDIN",  # preceded by the documents upsert in the same transaction
     ]
     assert all(_WRITES.search(s) for s in writes), [s for s in writes if not _WRITES.search(s)]
     assert not any(_WRITES.search(s) for s in others), [s for s in others if _WRITES.search(s)]
+
+
+def _document(source: str) -> Document:
+    return Document(
+        source=source,
+        external_id=uuid.uuid4().hex,
+        uri="file:///x",
+        title="x",
+        content_type="text/plain",
+        content_hash="h",
+        collection="c",
+        path="/x",
+        level=0,
+        acl=[],
+    )
 
 
 def _drain(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
@@ -90,15 +107,18 @@ async def test_primary_engines_announce_committed_document_writes_only(
         db = Database.open(db_target, settings)
         try:
             async with db.sessions() as session, session.begin():
-                session.add(Source(name="a", kind="files"))
+                session.add(Source(name="a", kind="files"))  # a source alone: nothing
+            assert await asyncio.to_thread(_drain, listener) == []
+            async with db.sessions() as session, session.begin():
+                session.add(_document("a"))
             assert await asyncio.to_thread(_drain, listener) == [DOCUMENTS_CHANNEL]
 
             async with db.sessions() as session:  # rolled back: nothing to hear
-                session.add(Source(name="b", kind="files"))
+                session.add(_document("a"))
                 await session.flush()
                 await session.rollback()
             async with db.sessions() as session, session.begin():  # a read: nothing either
-                await session.execute(select(Source.name))
+                await session.execute(select(Document.title))
             assert await asyncio.to_thread(_drain, listener) == []
         finally:
             await db.dispose()
