@@ -13,6 +13,11 @@ Incremental polls compare each file's ``(mtime_ns, size)`` with the cursor and p
 new or changed files. The cursor also remembers sidecar states and a fingerprint of this
 configuration, so editing a sidecar re-reads the files below it and editing the rules
 re-reads everything (placement is part of what the index stores).
+
+A file whose bytes did not change but whose placement did (a sidecar above it edited,
+added or removed; its folder moved, recognised by inode, size, time and name) is not
+parsed: it is yielded as a :class:`~connectors.base.PlacementChange`, which the pipeline
+applies to the stored document and its chunks without embedding anything.
 """
 
 from __future__ import annotations

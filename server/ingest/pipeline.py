@@ -8,7 +8,10 @@ threads run side by side, and callers on an event loop run :func:`run_sync` thro
 
 * the *reader* thread iterates the connector (which parses), compares each document's
   content hash with the stored one (unchanged documents stop here: never re-chunked nor
-  re-embedded) and chunks the changed ones;
+  re-embedded), then its text hash (same text, new ACL, collection, path, level or
+  metadata: an authorization-only update of the stored document and its chunks' columns,
+  in place, counted as ``acl_updated``; connectors that can tell without parsing yield a
+  ``PlacementChange`` instead) and chunks the changed ones;
 * the *writer* (the calling thread) gathers chunks across documents into batches of about
   ``batch_chunks``, embeds a batch with the blocking :class:`Embedder`, then writes it in
   one transaction: document rows upserted, their old chunks deleted, the new chunks

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 
 from server.search.schemas import SearchQuery
@@ -16,6 +17,8 @@ from server.settings import Settings
 from tests.freshness.helpers import CountingEmbedder, chunk_rows, last_run, postings_count
 from tests.ingest.helpers import integrity_problems, live_documents, sync
 from tests.search.corpus import acl_filter, open_service
+
+pytestmark = pytest.mark.slow  # each test syncs three times and searches (about 35 s here)
 
 TOPICS = ("parental leave", "sick leave", "holiday carry-over", "remote work", "payroll dates")
 
