@@ -91,7 +91,7 @@ def chunk_texts() -> list[tuple[str, str]]:
 def make_corpus(chunks: int, real: int, embedder: object, seed: int = 7) -> list[BulkDoc]:
     rng = np.random.default_rng(seed)
     pool = chunk_texts()
-    rng.shuffle(pool)  # type: ignore[arg-type]
+    rng.shuffle(pool)
     pool = pool[: min(real, len(pool))]
     vectors = embed_cached(embedder, [t for _, t in pool])
     n_docs = max(1, chunks // CHUNKS_PER_DOC)

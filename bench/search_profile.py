@@ -70,7 +70,7 @@ async def direct_context(dsn: str, embedder: Any = None) -> AsyncIterator[tuple[
     from server.usecases.reading import Readers
 
     home = tempfile.mkdtemp(prefix="h1-home-")
-    settings = Settings(database={"url": dsn}, home=home, embedding={"query_cache_size": 0})  # type: ignore[arg-type]
+    settings = Settings(database={"url": dsn}, home=home, embedding={"query_cache_size": 0})
     db = Database.open(DatabaseTarget(to_sqlalchemy_url(dsn)), settings)
     policy = parse_policy_yaml(policy_yaml())
     engine = PolicyEngine.of(policy, version=1)

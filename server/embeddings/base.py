@@ -77,6 +77,7 @@ class AsyncEmbedder:
             else self._pool
         )
         self.cache = QueryCache(cache_size) if cache_size > 0 else None
+        self._pending: dict[tuple[str, str], asyncio.Future[Vectors]] = {}
         self._model_id = f"{embedder.name}|{query_backend_of(embedder)}"
 
     @classmethod
@@ -99,8 +100,40 @@ class AsyncEmbedder:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        vector = await loop.run_in_executor(self._query_pool, self.embedder.embed_query, text)
-        return self.cache.put(key, vector)
+        # The same query arriving again while it is being embedded waits for that one
+        # computation instead of starting another (a burst of identical searches).
+        pending = self._pending.get(key)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # this caller was cancelled
+                # The caller that was computing it was cancelled: compute it here.
+        return await self._embed_once(loop, key, text)
+
+    async def _embed_once(
+        self, loop: asyncio.AbstractEventLoop, key: tuple[str, str], text: str
+    ) -> Vectors:
+        cache = self.cache
+        assert cache is not None
+        future: asyncio.Future[Vectors] = loop.create_future()
+        self._pending[key] = future
+        try:
+            vector = await loop.run_in_executor(self._query_pool, self.embedder.embed_query, text)
+            frozen = cache.put(key, vector)
+            future.set_result(frozen)
+            return frozen
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        finally:
+            if self._pending.get(key) is future:
+                del self._pending[key]
 
     async def embed_documents(self, texts: Sequence[str]) -> Vectors:
         loop = asyncio.get_running_loop()

@@ -39,7 +39,7 @@ from sqlalchemy.sql.elements import Grouping
 from policies.access import AccessFilter, AuthzColumns
 from server.db.models import Bm25Corpus, Bm25Posting, Bm25Term, Chunk
 from server.search.query_syntax import ParsedQuery
-from server.search.repository import Candidate, _chunk_scope
+from server.search.repository import Candidate, _chunk_scope, custom_plans
 from server.search.schemas import SearchFilters
 from server.search.timing import phase
 
@@ -60,11 +60,9 @@ def _syntax_conditions(query: ParsedQuery) -> list[ColumnElement[bool]]:
     return conditions
 
 
-async def _tune(session: AsyncSession) -> None:
-    # Transaction-local. A cached generic plan cannot see how selective this caller's
-    # predicate is; parallel workers cost more to start than this statement takes.
-    settings = {"plan_cache_mode": "force_custom_plan", "max_parallel_workers_per_gather": "0"}
-    await session.execute(select(*(func.set_config(k, v, True) for k, v in settings.items())))
+# Transaction-local, set by the weights statement itself (no round trip of its own):
+# parallel workers cost more to start than the scoring statement takes.
+_NO_PARALLEL = func.set_config("max_parallel_workers_per_gather", "0", True)
 
 
 @dataclass(frozen=True)
@@ -81,15 +79,25 @@ async def query_weights(session: AsyncSession, text: str) -> QueryWeights:
 
     A separate statement, so the scoring statement gets the terms as a constant array and
     the planner sees exactly how many there are and how long their posting lists are.
+    Each term's ``df`` is one primary-key lookup (LATERAL): the planner cannot estimate
+    how many terms the tokeniser yields and would otherwise sort the whole term table.
+    Its plan does not depend on the caller, so it may be prepared.
     """
     words = func.kb_bm25_terms(text).table_valued("term").render_derived("q")
     qt = select(words.c.term, func.count().label("qtf")).group_by(words.c.term).subquery("qt")
+    df = select(Bm25Term.df).where(Bm25Term.term == qt.c.term, Bm25Term.df > 0).lateral("df")
     stmt = (
-        select(qt.c.term, qt.c.qtf, Bm25Term.df, Bm25Corpus.chunks, Bm25Corpus.total_len)
+        select(
+            qt.c.term,
+            qt.c.qtf,
+            df.c.df,
+            Bm25Corpus.chunks,
+            Bm25Corpus.total_len,
+            _NO_PARALLEL.label("tuned"),
+        )
         .select_from(qt)
-        .join(Bm25Term, Bm25Term.term == qt.c.term)
+        .join(df, true())
         .join(Bm25Corpus, true())
-        .where(Bm25Term.df > 0)
         .order_by(qt.c.term)
     )
     rows = (await session.execute(stmt)).all()
@@ -112,8 +120,6 @@ async def bm25_candidates(
     """The ``limit`` best allowed chunks by BM25, best first. Call inside a transaction."""
     if not query.scored:
         return []
-    with phase("keyword: settings"):
-        await _tune(session)
     with phase("keyword: query weights"):
         qw = await query_weights(session, query.scored)
     if not qw.terms:
@@ -138,7 +144,9 @@ async def bm25_candidates(
         .limit(limit)
     )
     with phase("keyword: scoring"):
-        rows = (await session.execute(stmt)).all()
+        # Planned with this caller's values every time (see repository.custom_plans).
+        async with custom_plans(session):
+            rows = (await session.execute(stmt)).all()
     return [Candidate(r.chunk_id, r.document_id, float(r.score)) for r in rows]
 
 
@@ -155,15 +163,25 @@ async def satisfies_syntax(
     return set((await session.execute(stmt)).scalars())
 
 
+# Each distinct surface word of the chunks goes once through the tokeniser (a word that
+# occurs in every chunk is tokenised once, not once per occurrence); kb_bm25_terms on one
+# token yields exactly what kb_bm25_token_terms does, with plain words going straight to
+# the stemmer instead of through the compound-token split.
 _MATCHED_WORDS = text(
     """
-    SELECT DISTINCT d.id, m[1] AS word
-    FROM unnest(:ids, :docs) AS d(id, doc),
-         regexp_matches(d.doc, '[[:alnum:]]+(?:[-_./@:+#][[:alnum:]]+)*', 'g') AS m
-    WHERE EXISTS (
-        SELECT 1 FROM kb_bm25_token_terms(m[1]) AS t(term)
-        WHERE t.term IN (SELECT q FROM kb_bm25_terms(:query) AS q)
+    WITH q AS MATERIALIZED (SELECT DISTINCT t FROM kb_bm25_terms(:query) AS t),
+    tok AS MATERIALIZED (
+        SELECT DISTINCT d.id, m[1] AS word
+        FROM unnest(:ids, :docs) AS d(id, doc),
+             regexp_matches(d.doc, '[[:alnum:]]+(?:[-_./@:+#][[:alnum:]]+)*', 'g') AS m
+    ),
+    hit AS (
+        SELECT w.word FROM (SELECT DISTINCT word FROM tok) AS w
+        WHERE EXISTS (
+            SELECT 1 FROM kb_bm25_terms(w.word) AS t(term) WHERE t.term IN (SELECT t FROM q)
+        )
     )
+    SELECT tok.id, tok.word FROM tok JOIN hit USING (word)
     """
 )
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -56,7 +57,6 @@ class ChunkRow:
     ordinal: int
     heading: str
     text: str
-    headline: str
     title: str
     uri: str
     source: str
@@ -138,18 +138,71 @@ def _document_scope(access: AccessFilter) -> ColumnElement[bool]:
     return and_(Document.deleted_at.is_(None), access.where(AuthzColumns.of_documents(Document)))
 
 
-async def _tune_vector_scan(session: AsyncSession, ef_search: int, max_scan_tuples: int) -> None:
-    # Transaction-local: pooled connections must not carry these to other callers.
-    settings = {
-        "hnsw.iterative_scan": _ITERATIVE_SCAN,
-        "hnsw.ef_search": str(ef_search),
-        "hnsw.max_scan_tuples": str(max_scan_tuples),
-        # Plan with the real parameters every time: a cached generic plan cannot see how
-        # selective this caller's predicate is, and would pick HNSW where an exact scan wins.
-        "plan_cache_mode": "force_custom_plan",
-    }
-    # One round trip for all of them.
-    await session.execute(select(*(func.set_config(k, v, True) for k, v in settings.items())))
+_TUNED = "kb_vector_scan_tuning"
+
+
+@dataclass(frozen=True)
+class ScanTuning:
+    """How HNSW walks: iterative scans in relaxed order, ``ef_search`` candidates per step,
+    at most ``max_scan_tuples`` tuples per walk."""
+
+    ef_search: int
+    max_scan_tuples: int
+
+    def settings(self) -> dict[str, str]:
+        return {
+            "hnsw.iterative_scan": _ITERATIVE_SCAN,
+            "hnsw.ef_search": str(self.ef_search),
+            "hnsw.max_scan_tuples": str(self.max_scan_tuples),
+        }
+
+
+async def tune_vector_scan(session: AsyncSession, tuning: ScanTuning) -> dict[str, object] | None:
+    """Make sure this connection walks HNSW with ``tuning``; at most one round trip.
+
+    The settings are the same for every caller (nothing in them depends on who asks), so
+    they are set once per pooled connection, at session level, and remembered in the
+    connection's ``info``; only HNSW index scans read them. Set inside the caller's
+    transaction, they would vanish if it rolled back, so the caller marks the connection
+    (``info[_TUNED] = tuning``, via the returned dict) only after its commit.
+    """
+    conn = await session.connection()
+    info: dict[str, object] = conn.info
+    if info.get(_TUNED) == tuning:
+        return None
+    await session.execute(
+        select(*(func.set_config(k, v, False) for k, v in tuning.settings().items()))
+    )
+    return info
+
+
+def mark_tuned(info: dict[str, object] | None, tuning: ScanTuning) -> None:
+    """After the transaction that ran :func:`tune_vector_scan` committed."""
+    if info is not None:
+        info[_TUNED] = tuning
+
+
+@asynccontextmanager
+async def custom_plans(session: AsyncSession) -> AsyncIterator[None]:
+    """Statements run inside are never prepared, so each is planned with its real values.
+
+    psycopg prepares a statement after a few executions, and Postgres may then switch to
+    a generic plan, which cannot see how selective this caller's predicate is (it would
+    send a 0.1 % caller through HNSW, or a 50 % one through an exact scan). An unprepared
+    statement is planned with its parameters every time. Statements whose plan does not
+    depend on the caller (by id, the audit insert) stay prepared.
+    """
+    conn = await session.connection()
+    raw: Any = (await conn.get_raw_connection()).driver_connection
+    if raw is None or not hasattr(raw, "prepare_threshold"):
+        yield
+        return
+    before = raw.prepare_threshold
+    raw.prepare_threshold = None
+    try:
+        yield
+    finally:
+        raw.prepare_threshold = before
 
 
 async def count_allowed_chunks(
@@ -157,7 +210,9 @@ async def count_allowed_chunks(
 ) -> int:
     """How many chunks the caller may search, counted up to ``cap`` (cheap when large)."""
     inner = select(literal(1)).where(_chunk_scope(access, filters)).limit(cap).subquery()
-    return int((await session.execute(select(func.count()).select_from(inner))).scalar_one())
+    async with custom_plans(session):
+        result = await session.execute(select(func.count()).select_from(inner))
+    return int(result.scalar_one())
 
 
 async def vector_candidates(
@@ -167,17 +222,14 @@ async def vector_candidates(
     embedding: Sequence[float],
     limit: int,
     *,
-    ef_search: int,
-    max_scan_tuples: int,
     exact: bool = False,
 ) -> list[Candidate]:
-    """Nearest chunks among the allowed ones. Call inside a transaction (SET LOCAL).
+    """Nearest chunks among the allowed ones, in one statement (planned with its values).
 
-    ``exact`` orders by an expression the HNSW index cannot serve, so the scan covers every
-    allowed row: used when the allowed set is small enough that this is cheap and exact.
+    The connection must walk HNSW as :func:`tune_vector_scan` sets. ``exact`` orders by an
+    expression the HNSW index cannot serve, so the scan covers every allowed row: used
+    when the allowed set is small enough that this is cheap and exact.
     """
-    with phase("vector: settings"):
-        await _tune_vector_scan(session, ef_search, max_scan_tuples)
     distance = Chunk.embedding.cosine_distance(list(embedding))
     order = distance + 0.0 if exact else distance
     stmt = (
@@ -186,8 +238,9 @@ async def vector_candidates(
         .order_by(order)
         .limit(limit)
     )
-    with phase("vector: query"):
-        rows = (await session.execute(stmt)).all()
+    with phase("vector: query" if not exact else "vector: query (exact)"):
+        async with custom_plans(session):
+            rows = (await session.execute(stmt)).all()
     ordered = sorted(rows, key=lambda r: (r.distance, r.id))
     return [Candidate(r.id, r.document_id, float(r.distance)) for r in ordered]
 
@@ -230,36 +283,41 @@ async def keyword_candidates(
     return [Candidate(r.id, r.document_id, float(r.rank)) for r in rows]
 
 
+# What a hit shows and what its re-check reads: never the embedding or the tsvector.
+_HIT_COLUMNS = (
+    Chunk.id,
+    Chunk.document_id,
+    Chunk.ordinal,
+    Chunk.heading,
+    Chunk.text,
+    Chunk.source,
+    Chunk.collection,
+    Chunk.path,
+    Chunk.level,
+    Chunk.acl,
+    Chunk.content_type,
+    Chunk.doc_metadata,
+    Chunk.modified_at,
+    Document.title,
+    Document.uri,
+    Document.modified_at.label("doc_modified_at"),
+)
+
+
 async def load_chunks(
     session: AsyncSession,
     access: AccessFilter,
     chunk_ids: Sequence[int],
-    *,
-    query_text: str | None = None,
-    match: KeywordMatch = "all",
-    headline_options: str = "",
 ) -> dict[int, ChunkRow]:
-    """Chunks by id with their document's title and URI, re-checked; denied ids are absent."""
+    """Chunks by id with their document's title and URI, re-checked; denied ids are absent.
+
+    One statement, selecting only the columns a hit shows and its re-check reads (never the
+    embedding or the tsvector), as plain rows (no ORM identity map).
+    """
     if not chunk_ids:
         return {}
-    headline: ColumnElement[str]
-    if query_text is not None:
-        headline = func.ts_headline(
-            "english",
-            Chunk.text,
-            keyword_query(query_text, match),
-            headline_options,
-        )
-    else:
-        headline = literal("")
     stmt = (
-        select(
-            Chunk,
-            headline.label("headline"),
-            Document.title,
-            Document.uri,
-            Document.modified_at.label("doc_modified_at"),
-        )
+        select(*_HIT_COLUMNS)
         .join(Document, Document.id == Chunk.document_id)
         .where(
             Chunk.id.in_(list(chunk_ids)),
@@ -268,22 +326,21 @@ async def load_chunks(
         )
     )
     found: dict[int, ChunkRow] = {}
-    for chunk, head, title, uri, doc_modified in (await session.execute(stmt)).all():
-        if not access.permits(RowAttributes.of_chunk(chunk)):
+    for row in (await session.execute(stmt)).all():
+        if not access.permits(RowAttributes.of_chunk(row)):
             continue
-        found[chunk.id] = ChunkRow(
-            chunk_id=chunk.id,
-            document_id=chunk.document_id,
-            ordinal=chunk.ordinal,
-            heading=chunk.heading,
-            text=chunk.text,
-            headline=head,
-            title=title,
-            uri=uri,
-            source=chunk.source,
-            collection=chunk.collection,
-            content_type=chunk.content_type,
-            modified_at=doc_modified or chunk.modified_at,
+        found[row.id] = ChunkRow(
+            chunk_id=row.id,
+            document_id=row.document_id,
+            ordinal=row.ordinal,
+            heading=row.heading,
+            text=row.text,
+            title=row.title,
+            uri=row.uri,
+            source=row.source,
+            collection=row.collection,
+            content_type=row.content_type,
+            modified_at=row.doc_modified_at or row.modified_at,
         )
     return found
 
@@ -467,15 +524,19 @@ __all__ = [
     "CollectionRow",
     "DocumentRow",
     "KeywordMatch",
+    "ScanTuning",
     "complete_documents",
     "count_allowed_chunks",
     "count_documents",
+    "custom_plans",
     "document_text_from_chunks",
     "get_document",
     "keyword_candidates",
     "keyword_query",
     "list_documents",
     "load_chunks",
+    "mark_tuned",
     "neighbour_chunk_ids",
+    "tune_vector_scan",
     "vector_candidates",
 ]

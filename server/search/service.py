@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
 from policies.access import AccessFilter
@@ -81,6 +85,61 @@ class SearchTuning:
     # ef_search is max(this, candidates); max_scan_tuples bounds one iterative HNSW scan.
     ef_search: int = 100
     max_scan_tuples: int = 50_000
+    # How long a caller's "is the allowed set below exact_scan_below" answer is reused
+    # (0: count before every vector query).
+    scope_ttl_s: float = 30.0
+
+
+VectorPlan = Literal["exact", "hnsw", "hnsw-then-exact"]
+
+
+@dataclass(frozen=True)
+class VectorBranch:
+    """What the vector branch found, nearest first, and how: an exact scan of the allowed
+    rows, an HNSW walk, or an HNSW walk that came back short and was redone exactly."""
+
+    candidates: list[repo.Candidate]
+    plan: VectorPlan
+
+
+class ScopeSizes:
+    """Per caller and filters: is the allowed set small enough for an exact scan?
+
+    Only the plan depends on the answer, never which rows may come back (the access
+    predicate is inside every query), so a stale answer costs time, not correctness:
+    too small and the scan is exact but slower; too large and a short HNSW walk is redone
+    exactly. Keyed by policy version, principals, API-key narrowing and filters.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._items: dict[Hashable, tuple[bool, float]] = {}
+
+    @staticmethod
+    def key(access: AccessFilter, filters: SearchFilters) -> Hashable:
+        caller = access.caller
+        return (
+            access.policy_version,
+            caller.principals,
+            caller.restrict_sources,
+            caller.restrict_collections,
+            repr(filters),
+        )
+
+    def get(self, key: Hashable) -> bool | None:
+        found = self._items.get(key)
+        if found is None or found[1] <= time.monotonic():
+            return None
+        return found[0]
+
+    def put(self, key: Hashable, small: bool) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._items) >= self.MAX_ENTRIES:
+            self._items.clear()
+        self._items[key] = (small, time.monotonic() + self.ttl_s)
 
 
 Ranking = Sequence[repo.Candidate]
@@ -187,6 +246,7 @@ class SearchService:
         self._embedder = embedder
         self._settings = settings
         self.tuning = tuning or SearchTuning()
+        self.scope_sizes = ScopeSizes(self.tuning.scope_ttl_s)
 
     # ------------------------------------------------------------------ search
     @observed_search  # duration, embed/database/re-check stages, hits (/metrics)
@@ -201,30 +261,42 @@ class SearchService:
 
         lexical: list[repo.Candidate] = []
         vector: list[repo.Candidate] = []
+        # The keyword leg runs on its own connection while the query is embedded; the
+        # vector leg and the hydration then share one connection and one transaction.
         keyword = (
             asyncio.ensure_future(self._keyword(access, filters, parsed, limit))
             if mode != "semantic"
             else None
         )
         try:
+            embedding: list[float] | None = None
             if mode != "keyword":
                 with phase("embed query"):
-                    embedding = await self._embedder.embed_query(text)
-                with phase("vector branch"):
-                    vector = await self.vector_search(access, filters, embedding.tolist(), limit)
-                with phase("phrase/exclusion check"):
-                    vector = await self._honour_syntax(access, parsed, vector)
-            if keyword is not None:
-                with phase("wait for keyword branch"):
-                    lexical = await keyword
+                    embedding = (await self._embedder.embed_query(text)).tolist()
+            async with self._db.sessions() as session:
+                async with session.begin():
+                    tuned: dict[str, object] | None = None
+                    if embedding is not None:
+                        with phase("vector branch"):
+                            branch, tuned = await self._vector(
+                                session, access, filters, embedding, limit
+                            )
+                        with phase("phrase/exclusion check"):
+                            vector = await self._honour_syntax(
+                                session, access, parsed, branch.candidates
+                            )
+                    if keyword is not None:
+                        with phase("wait for keyword branch"):
+                            lexical = await keyword
+                    with phase("fusion"):
+                        fused = self._fuse(mode, text, lexical, vector)
+                        ranked = best_chunk_per_document(fused)
+                    with phase("hydration"):
+                        hits = await self._hydrate(session, access, parsed.scored, ranked, top_k)
+                repo.mark_tuned(tuned, self._scan(limit))
         finally:
             if keyword is not None and not keyword.done():
                 keyword.cancel()
-        with phase("fusion"):
-            fused = self._fuse(mode, text, lexical, vector)
-            ranked = best_chunk_per_document(fused)
-        with phase("hydration"):
-            hits = await self._hydrate(access, parsed.scored, ranked, top_k)
         return SearchResult(query=text, hits=hits)
 
     def _fuse(
@@ -254,15 +326,18 @@ class SearchService:
         return [c for c in vector if 1.0 - c.score >= floor or c.chunk_id in matched]
 
     async def _honour_syntax(
-        self, access: AccessFilter, parsed: ParsedQuery, vector: list[repo.Candidate]
+        self,
+        session: AsyncSession,
+        access: AccessFilter,
+        parsed: ParsedQuery,
+        vector: list[repo.Candidate],
     ) -> list[repo.Candidate]:
         # "Phrases" and -exclusions are the caller's own narrowing: the vector leg obeys
         # them too, or a hybrid search would bring back what the caller excluded.
         if not (parsed.phrases or parsed.excluded) or not vector:
             return vector
-        async with self._db.sessions() as session:
-            ids = [c.chunk_id for c in vector]
-            kept = await kw.satisfies_syntax(session, access, ids, parsed)
+        ids = [c.chunk_id for c in vector]
+        kept = await kw.satisfies_syntax(session, access, ids, parsed)
         return [c for c in vector if c.chunk_id in kept]
 
     async def _keyword(
@@ -285,25 +360,69 @@ class SearchService:
         self, access: AccessFilter, filters: SearchFilters, embedding: Sequence[float], limit: int
     ) -> list[repo.Candidate]:
         """The vector branch alone: the nearest allowed chunks, nearest first."""
+        return (await self.vector_branch(access, filters, embedding, limit)).candidates
+
+    async def vector_branch(
+        self, access: AccessFilter, filters: SearchFilters, embedding: Sequence[float], limit: int
+    ) -> VectorBranch:
+        """The vector branch alone, with the plan it took (benchmarks and diagnostics)."""
+        async with self._db.sessions() as session:
+            async with session.begin():
+                branch, tuned = await self._vector(session, access, filters, embedding, limit)
+            repo.mark_tuned(tuned, self._scan(limit))
+        return branch
+
+    def _scan(self, limit: int) -> repo.ScanTuning:
         t = self.tuning
-        async with self._db.sessions() as session, session.begin():
-            with phase("vector: capped pre-count"):
-                allowed = await repo.count_allowed_chunks(
-                    session, access, filters, t.exact_scan_below
-                )
-            return await repo.vector_candidates(
-                session,
-                access,
-                filters,
-                embedding,
-                limit,
-                ef_search=max(t.ef_search, limit),
-                max_scan_tuples=t.max_scan_tuples,
-                exact=allowed < t.exact_scan_below,
+        return repo.ScanTuning(ef_search=max(t.ef_search, limit), max_scan_tuples=t.max_scan_tuples)
+
+    async def _vector(
+        self,
+        session: AsyncSession,
+        access: AccessFilter,
+        filters: SearchFilters,
+        embedding: Sequence[float],
+        limit: int,
+    ) -> tuple[VectorBranch, dict[str, object] | None]:
+        """Exact scan for a small allowed set, HNSW with iterative scans otherwise.
+
+        Whether the set is small comes from a capped count cached per caller and filters
+        (:class:`ScopeSizes`), so most searches send one statement. If the HNSW walk comes
+        back short (the set shrank since it was counted, or the walk hit
+        ``max_scan_tuples``), the same query runs again as an exact scan: a restrictive
+        caller gets every allowed row whatever the cache or the planner believed.
+        """
+        with phase("vector: settings"):
+            tuned = await repo.tune_vector_scan(session, self._scan(limit))
+        small = await self._small_scope(session, access, filters)
+        found = await repo.vector_candidates(
+            session, access, filters, embedding, limit, exact=small
+        )
+        plan: VectorPlan = "exact" if small else "hnsw"
+        if not small and len(found) < limit:
+            found = await repo.vector_candidates(
+                session, access, filters, embedding, limit, exact=True
             )
+            plan = "hnsw-then-exact"
+        return VectorBranch(found, plan), tuned
+
+    async def _small_scope(
+        self, session: AsyncSession, access: AccessFilter, filters: SearchFilters
+    ) -> bool:
+        t = self.tuning
+        key = ScopeSizes.key(access, filters)
+        known = self.scope_sizes.get(key)
+        if known is not None:
+            return known
+        with phase("vector: capped pre-count"):
+            allowed = await repo.count_allowed_chunks(session, access, filters, t.exact_scan_below)
+        small = allowed < t.exact_scan_below
+        self.scope_sizes.put(key, small)
+        return small
 
     async def _hydrate(
         self,
+        session: AsyncSession,
         access: AccessFilter,
         scored_text: str,
         ranked: list[tuple[float, repo.Candidate]],
@@ -312,15 +431,14 @@ class SearchService:
         # A spare margin: a row dropped by the re-check (or deleted meanwhile) is replaced.
         wanted = ranked[: top_k * 2]
         chars = self._settings.mcp.snippet_chars
-        async with self._db.sessions() as session:
-            with phase("hydration: load + re-check"):
-                rows = await repo.load_chunks(session, access, [c.chunk_id for _, c in wanted])
-            kept = [(score, rows[c.chunk_id]) for score, c in wanted if c.chunk_id in rows]
-            kept = kept[:top_k]
-            with phase("hydration: matched words"):
-                matched = await kw.matched_words(
-                    session, {r.chunk_id: r.text for _, r in kept}, scored_text
-                )
+        with phase("hydration: load + re-check"):
+            rows = await repo.load_chunks(session, access, [c.chunk_id for _, c in wanted])
+        kept = [(score, rows[c.chunk_id]) for score, c in wanted if c.chunk_id in rows]
+        kept = kept[:top_k]
+        with phase("hydration: matched words"):
+            matched = await kw.matched_words(
+                session, {r.chunk_id: r.text for _, r in kept}, scored_text
+            )
         marked = self._settings.search.highlight
         hits: list[SearchHit] = []
         for score, row in kept:
@@ -353,7 +471,9 @@ class SearchService:
         ceiling = self._settings.mcp.fetch_max_chars
         limit = ceiling if max_chars is None else check_int(max_chars, "max_chars", 1, ceiling)
         ident = parse_document_id(document_id)
-        async with self._db.sessions() as session:
+        # Committed, not rolled back: a rollback makes psycopg drop the connection's
+        # prepared statements (see repository.custom_plans).
+        async with self._db.sessions() as session, session.begin():
             row = await repo.get_document(session, access, ident)
             if row is None:
                 raise NotFound(DOCUMENT_NOT_FOUND)
@@ -372,7 +492,7 @@ class SearchService:
         """One chunk with up to ``neighbours`` chunks before and after it."""
         ident = parse_chunk_id(chunk_id)
         around = check_int(neighbours, "neighbours", 0, MAX_NEIGHBOURS)
-        async with self._db.sessions() as session:
+        async with self._db.sessions() as session, session.begin():
             ids = await repo.neighbour_chunk_ids(session, access, ident, around)
             rows = await repo.load_chunks(session, access, ids)
         anchor = rows.get(ident)
@@ -396,7 +516,7 @@ class SearchService:
 
     async def list_sources(self, access: AccessFilter) -> tuple[SourceSummary, ...]:
         """Sources with at least one document the caller may read, with their counts."""
-        async with self._db.sessions() as session:
+        async with self._db.sessions() as session, session.begin():
             rows = await repo.count_documents(session, access)
         by_source: dict[str, list[repo.CollectionRow]] = {}
         for row in rows:
@@ -426,7 +546,7 @@ class SearchService:
         after = decode_cursor(cursor)
         if source is not None:
             source = check_text(source, "source", 200)
-        async with self._db.sessions() as session:
+        async with self._db.sessions() as session, session.begin():
             rows, last = await repo.list_documents(
                 session, access, after=after, limit=size, source=source
             )
@@ -439,7 +559,7 @@ class SearchService:
         """Documents whose title or id starts with ``prefix``, for argument completion."""
         prefix = check_text(prefix, "prefix", MAX_PREFIX_CHARS).strip()
         size = check_int(limit, "limit", 1, MAX_COMPLETIONS)
-        async with self._db.sessions() as session:
+        async with self._db.sessions() as session, session.begin():
             rows = await repo.complete_documents(
                 session, access, prefix.removeprefix(DOCUMENT_URI_PREFIX), size
             )
@@ -448,8 +568,11 @@ class SearchService:
 
 __all__ = [
     "RRF_K",
+    "ScopeSizes",
     "SearchService",
     "SearchTuning",
+    "VectorBranch",
+    "VectorPlan",
     "best_chunk_per_document",
     "keyword_first",
     "weighted_rrf",

@@ -1,0 +1,170 @@
+"""The lean query path: how the vector branch picks its plan, what stays prepared, and the
+query embedding computed once. Real Postgres with pgvector, the real model, real callers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
+from server.embeddings.base import AsyncEmbedder, Embedder, Vectors
+from server.search import SearchFilters, SearchQuery, SearchTuning
+from server.search.service import ScopeSizes, SearchService
+from server.settings import Settings
+from tests.search.conftest import ALL, ENG, HR, Company
+from tests.search.corpus import acl_filter, leaky_sql_filter, open_service
+
+pytestmark = pytest.mark.anyio
+
+HR_ONLY = ("user:hanna", HR)  # payroll and parental leave: two chunks
+ALICE = ("user:alice", ENG, ALL)  # the engineering documents and the shared ones
+LIMIT = 40
+
+
+def chunk_ids(company: Company, *titles: str) -> set[int]:
+    return {c for t in titles for c in company.chunks[company.id(t)]}
+
+
+async def test_a_restrictive_caller_gets_exactly_its_rows_when_hnsw_comes_back_short(
+    company: Company, settings: Settings, embedder: Embedder
+) -> None:
+    # exact_scan_below=0: the plan is always an HNSW walk first. Two allowed chunks cannot
+    # fill 40 candidates, so the branch must redo the query as an exact scan.
+    vector = embedder.embed_query("when is salary paid").tolist()
+    async with open_service(settings, embedder, SearchTuning(exact_scan_below=0)) as svc:
+        branch = await svc.vector_branch(acl_filter(*HR_ONLY), SearchFilters(), vector, LIMIT)
+        leaky = await svc.search(leaky_sql_filter(*HR_ONLY), SearchQuery("salary", top_k=10))
+    assert branch.plan == "hnsw-then-exact"
+    allowed = chunk_ids(company, "Quarterly payroll", "Parental leave")
+    assert {c.chunk_id for c in branch.candidates} == allowed
+    # A predicate that lets everything through is still cut down by the re-check.
+    assert {h.document_id for h in leaky.hits} <= {
+        company.id("Quarterly payroll"),
+        company.id("Parental leave"),
+    }
+
+
+async def test_the_scope_answer_belongs_to_one_caller_and_only_chooses_the_plan(
+    company: Company, settings: Settings, embedder: Embedder
+) -> None:
+    vector = embedder.embed_query("how do we restore a database backup").tolist()
+    hr, alice = acl_filter(*HR_ONLY), acl_filter(*ALICE)
+    async with open_service(settings, embedder, SearchTuning(exact_scan_below=3)) as svc:
+        small = await svc.vector_branch(hr, SearchFilters(), vector, LIMIT)
+        # HR's "small" answer is cached; alice (eight chunks) must be counted on her own.
+        large = await svc.vector_branch(alice, SearchFilters(), vector, LIMIT)
+        assert (small.plan, large.plan) == ("exact", "hnsw-then-exact")
+        assert svc.scope_sizes.get(ScopeSizes.key(hr, SearchFilters())) is True
+        assert svc.scope_sizes.get(ScopeSizes.key(alice, SearchFilters())) is False
+        # A wrong cached answer changes the plan, never the rows.
+        svc.scope_sizes.put(ScopeSizes.key(alice, SearchFilters()), True)
+        stale = await svc.vector_branch(alice, SearchFilters(), vector, LIMIT)
+    assert stale.plan == "exact"
+    assert {c.chunk_id for c in stale.candidates} == {c.chunk_id for c in large.candidates}
+    forbidden = chunk_ids(company, "Project BLUEBIRD", "Quarterly payroll")
+    assert not forbidden & {c.chunk_id for c in large.candidates}
+    assert {c.chunk_id for c in small.candidates} == chunk_ids(
+        company, "Quarterly payroll", "Parental leave"
+    )
+
+
+async def test_caller_dependent_statements_are_never_prepared_and_by_id_ones_are(
+    company: Company, make_settings: Callable[..., Settings], embedder: Embedder
+) -> None:
+    # One pooled connection, so every statement below runs on the same backend.
+    settings = make_settings(database={"pool_size": 1, "max_overflow": 0})
+    assert settings.database.url is not None
+    db = Database.open(
+        DatabaseTarget(to_sqlalchemy_url(settings.database.url.get_secret_value())), settings
+    )
+    model = AsyncEmbedder(embedder)
+    svc = SearchService(db, model, settings)
+    alice = acl_filter(*ALICE)
+    try:
+        # psycopg prepares a statement from its 5th execution, and forgets them all at a
+        # rollback: search transactions commit.
+        for i in range(8):
+            found = await svc.search(alice, SearchQuery(f"incident runbook {i}", mode="semantic"))
+            assert found.hits
+        async with db.sessions() as session:
+            prepared = list(
+                (await session.execute(text("SELECT statement FROM pg_prepared_statements")))
+                .scalars()
+                .all()
+            )
+            scan = {
+                name: (await session.execute(text(f"SHOW {name}"))).scalar_one()
+                for name in ("hnsw.iterative_scan", "hnsw.ef_search", "plan_cache_mode")
+            }
+    finally:
+        model.close()
+        await db.dispose()
+    assert not [s for s in prepared if "<=>" in s], prepared
+    # The hydration by id: the same plan for everyone, so worth preparing.
+    assert [s for s in prepared if "JOIN documents" in s and "chunks.id IN" in s], prepared
+    # The walk settings are the connection's own, set once; nothing else is changed.
+    assert scan == {
+        "hnsw.iterative_scan": "relaxed_order",
+        "hnsw.ef_search": "100",
+        "plan_cache_mode": "auto",
+    }
+
+
+class Counting:
+    """The real embedder, counting the queries that reach the model."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.queries = 0
+        self.name = inner.name
+        self.dimensions = inner.dimensions
+        self.max_tokens = inner.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> Vectors:
+        self.queries += 1
+        return self.inner.embed_query(text)
+
+
+async def test_the_same_query_arriving_together_is_embedded_once(embedder: Embedder) -> None:
+    model = Counting(embedder)
+    wrapper = AsyncEmbedder(model, query_threads=2, cache_size=16)
+    try:
+        vectors = await asyncio.gather(
+            *(wrapper.embed_query("parental leave policy") for _ in range(8))
+        )
+        other = await wrapper.embed_query("travel expenses")
+    finally:
+        wrapper.close()
+    assert model.queries == 2
+    assert all(v is vectors[0] for v in vectors)
+    np.testing.assert_allclose(vectors[0], embedder.embed_query("parental leave policy"))
+    assert not np.allclose(other, vectors[0])
+
+
+async def test_a_cancelled_first_caller_does_not_fail_the_ones_waiting(
+    embedder: Embedder,
+) -> None:
+    model = Counting(embedder)
+    wrapper = AsyncEmbedder(model, cache_size=16)
+    try:
+        first = asyncio.ensure_future(wrapper.embed_query("backup retention"))
+        await asyncio.sleep(0)  # first is now computing
+        second = asyncio.ensure_future(wrapper.embed_query("backup retention"))
+        await asyncio.sleep(0)  # second is waiting for first
+        first.cancel()
+        vector: Any = await second
+    finally:
+        wrapper.close()
+    assert first.cancelled()
+    np.testing.assert_allclose(vector, embedder.embed_query("backup retention"))
