@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-fast prereqs lint typecheck pytest node bench clean
+.PHONY: install run test test-fast prereqs lint typecheck pytest node bench clean screenshots
 
 $(STAMP): pyproject.toml
 	@echo "==> creating virtual environment in $(VENV) with $(PYTHON)"
@@ -60,6 +60,12 @@ test-fast: $(STAMP) prereqs
 
 # `make bench` lists the benchmarks; `make bench NAME=search_recall ARGS="--chunks 1000000"`
 # runs one (each writes its section of docs/benchmarks.md). BENCH_ARGS is the older spelling.
+# A PNG of each admin console page under docs/screenshots/ (a throwaway server and database;
+# Playwright drives Debian's chromium, never a downloaded browser).
+screenshots: $(STAMP)
+	@echo "==> admin console screenshots into docs/screenshots/"
+	$(BIN)/python -m tests.console.screenshots docs/screenshots
+
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(NAME),$(NAME) $(ARGS),$(or $(BENCH_ARGS),--help))
 
