@@ -156,7 +156,14 @@ def test_example_policies_load_and_lint_clean() -> None:
 def test_compose_describes_the_production_topology() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     services = compose["services"]
-    assert set(services) == {"db", "migrate", "server", "worker"}
+    # The topology itself; optional extras (monitoring) start only with their profile.
+    assert {n for n, s in services.items() if "profiles" not in s} == {
+        "db",
+        "migrate",
+        "server",
+        "worker",
+    }
+    assert {n for n, s in services.items() if "profiles" in s} == {"prometheus", "grafana"}
     assert services["db"]["image"].startswith("pgvector/pgvector:pg")
     assert "healthcheck" in services["db"] and "pgdata" in compose["volumes"]
     assert services["migrate"]["command"] == ["db", "upgrade"]
