@@ -286,12 +286,29 @@ class Replicas:
 # --------------------------------------------------------------------------- clients
 @dataclass
 class Answered:
-    """The replicas that answered a client's HTTP requests, in order."""
+    """The replica that answered each of a client's HTTP requests, with its JSON-RPC method."""
 
-    upstreams: list[str] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (method, upstream)
 
-    def since(self, mark: int) -> set[str]:
-        return set(self.upstreams[mark:])
+    @property
+    def upstreams(self) -> list[str]:
+        return [upstream for _, upstream in self.calls]
+
+    def since(self, mark: int, method: str = "tools/call") -> set[str]:
+        """Replicas that answered ``method`` requests after the first ``mark`` requests."""
+        return {upstream for m, upstream in self.calls[mark:] if m == method}
+
+
+def rpc_method(request: Any) -> str:
+    """The JSON-RPC method of a request: the 2026-07-28 header, else the body's."""
+    named = request.headers.get("mcp-method")
+    if named:
+        return str(named)
+    try:
+        body = json.loads(request.content or b"{}")
+    except ValueError:
+        return "?"
+    return str(body.get("method", "?")) if isinstance(body, dict) else "batch"
 
 
 @asynccontextmanager
@@ -299,6 +316,8 @@ async def mcp_client(url: str, credential: str, mode: str) -> AsyncIterator[tupl
     """An official MCP SDK client through the balancer, recording the replica per response.
 
     ``mode``: ``"2026-07-28"`` (stateless requests) or ``"legacy"`` (2025-11-25 handshake).
+    The SDK may send more than one request per call (``tools/list`` for output schemas), so
+    :meth:`Answered.since` counts only the requests of one method.
     """
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
@@ -307,7 +326,8 @@ async def mcp_client(url: str, credential: str, mode: str) -> AsyncIterator[tupl
     answered = Answered()
 
     async def record(response: Any) -> None:
-        answered.upstreams.append(response.headers.get(UPSTREAM_HEADER, "?"))
+        upstream = response.headers.get(UPSTREAM_HEADER, "?")
+        answered.calls.append((rpc_method(response.request), upstream))
 
     headers = {"Authorization": f"Bearer {credential}"}
     async with create_mcp_http_client(headers=headers) as http:
