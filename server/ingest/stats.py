@@ -1,4 +1,4 @@
-"""Corpus and ingestion aggregates for the operator's overview (reads only)."""
+"""Ingestion per time bucket for the operator's overview (reads only)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import Chunk, Document, IngestRun
-
-
-async def corpus_counts(session: AsyncSession) -> dict[str, tuple[int, int]]:
-    """Per source: (live documents, chunks)."""
-    docs = dict(
-        (
-            await session.execute(
-                select(Document.source, func.count())
-                .where(Document.deleted_at.is_(None))
-                .group_by(Document.source)
-            )
-        ).all()
-    )
-    chunks = dict(
-        (await session.execute(select(Chunk.source, func.count()).group_by(Chunk.source))).all()
-    )
-    return {str(s): (int(docs.get(s, 0)), int(chunks.get(s, 0))) for s in sorted({*docs, *chunks})}
+from server.db.models import IngestRun
 
 
 @dataclass(frozen=True)
@@ -62,4 +45,4 @@ async def ingest_buckets(
     ]
 
 
-__all__ = ["IngestBucket", "corpus_counts", "ingest_buckets"]
+__all__ = ["IngestBucket", "ingest_buckets"]

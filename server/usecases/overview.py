@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from policies.capability import AdminCaller
 from server.audit.stats import CallBucket, call_buckets
-from server.ingest.stats import IngestBucket, corpus_counts, ingest_buckets
+from server.ingest.stats import IngestBucket, ingest_buckets
+from server.observability.repository import read_stats
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
@@ -76,11 +77,13 @@ async def overview(rt: Runtime, admin: AdminCaller) -> Overview:
         rt.audit.call(admin.caller, method="overview.read"),
         rt.db.sessions() as session,
     ):
-        counts = await corpus_counts(session)
+        # The same per-source counts /metrics exports.
+        corpus = await read_stats(session)
         hour = await call_buckets(session, now - timedelta(hours=1), HOUR_BUCKET_S)
         day = await call_buckets(session, now - timedelta(days=1), DAY_BUCKET_S)
         ingest = await ingest_buckets(session, now - timedelta(days=1), DAY_BUCKET_S)
-    sources = [SourceStat(name, d, c) for name, (d, c) in counts.items()]
+    names = sorted({*corpus.documents, *corpus.chunks})
+    sources = [SourceStat(n, corpus.documents.get(n, 0), corpus.chunks.get(n, 0)) for n in names]
     return Overview(now, sources, hour, day, ingest)
 
 
