@@ -36,10 +36,13 @@ from core.errors import NotFound
 from core.identity import Caller
 from policies.listener import refresh
 from policies.rules import AccessRule
+from server.app import create_app
+from server.auth.dev_issuer import DevIssuer
+from server.auth.service import resource_uri
 from server.db import migrate
 from server.db.embedded import EmbeddedPostgres
 from server.db.engine import to_sqlalchemy_url
-from server.db.replicas import DOCUMENTS_CHANNEL, parse_lsn
+from server.db.replicas import DOCUMENTS_CHANNEL, RevocationBarrier, parse_lsn
 from server.embeddings.base import Embedder
 from server.mcp.state import McpState
 from server.runtime import Runtime, open_runtime
@@ -47,6 +50,8 @@ from server.search.schemas import SearchQuery
 from server.settings import Settings
 from server.usecases import reading
 from tests.ingest.helpers import sync, sync_engine
+from tests.mcp.conftest import Live
+from tests.support.live_server import LiveServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -229,8 +234,16 @@ def write_tree(root: Path, folders: dict[str, tuple[list[str], str, dict[str, st
             (path / name).write_text(body, encoding="utf-8")
 
 
-def settings_for(cluster: Cluster, tmp_path: Path, source: str, **database: Any) -> Settings:
+def settings_for(
+    cluster: Cluster,
+    tmp_path: Path,
+    source: str,
+    *,
+    http: dict[str, Any] | None = None,
+    **database: Any,
+) -> Settings:
     return Settings(
+        http=http or {},
         home=str(tmp_path / "home"),
         database={
             "url": cluster.primary_uri,
@@ -510,3 +523,86 @@ async def test_unreachable_or_promoted_replicas_fall_back_to_the_primary(
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert f":{DEAD_PORT}/kb unused" in messages
     assert "not a standby in recovery" in messages
+
+
+# --------------------------------------------------------------------------- over HTTP
+
+
+async def settle_from_outside(barrier: RevocationBarrier, cluster: Cluster) -> None:
+    """:func:`settle` for a server running in another thread (its loop is not ours): the
+    barrier has heard everything so far and the replica has replayed up to it."""
+    with psycopg.connect(cluster.primary_uri) as conn:
+        row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+        assert row is not None
+        conn.execute("SELECT pg_notify(%s, 'settle')", (DOCUMENTS_CHANNEL,))
+    await wait_for(lambda: (barrier.required() or 0) > parse_lsn(row[0]), "the barrier")
+    needed = barrier.required() or 0
+    await wait_for(lambda: replica_lsn(cluster) >= needed, "the replica to catch up")
+
+
+async def test_over_mcp_http_a_tightened_acl_is_never_served_from_the_paused_replica(
+    cluster: Cluster, embedder: Embedder, tmp_path: Path
+) -> None:
+    """The same through ``kb serve``'s app under uvicorn, with bearer tokens and MCP."""
+    source = "http"
+    staff, auditor = "group:http-staff", "group:http-auditors"
+    write_tree(
+        tmp_path / source,
+        {
+            "open": ([staff], "open", {"budget.md": BUDGET}),
+            "hr": ([staff, "group:http-hr"], "hr", {"salary.md": SALARY}),
+        },
+    )
+    port = _free_port()
+    settings = settings_for(cluster, tmp_path, source, http={"port": port})
+    await ingest(settings, embedder, source)
+    budget = str(document_id(cluster, source, "open/budget.md"))
+    salary = str(document_id(cluster, source, "hr/salary.md"))
+    async with open_runtime(settings, load_model=False, watch_policies=False) as rt:
+        await grant(rt, AccessRule(staff, "acl:source"), AccessRule(auditor, "*"))
+    issuer = DevIssuer(settings.home_dir, audience=resource_uri(settings))
+    tokens = {
+        "sam": issuer.mint("sam", groups=["http-staff"], scopes=["kb.read"]),
+        "ada": issuer.mint("ada", groups=["http-auditors"], scopes=["kb.read"]),
+    }
+    app = create_app(settings, embedder=embedder)
+    with LiveServer(app, port=port) as server:
+        live = Live(server.url, settings, tokens)
+        barrier = app.state.runtime.reads.barrier
+        assert barrier is not None
+        async with live.client("sam") as sam, live.client("ada") as ada:
+
+            async def hits(text: str) -> set[str]:
+                out = (await sam.call_tool("search", {"query": text})).structured_content
+                assert out is not None
+                return {r["id"] for r in out["results"]}
+
+            async def budget_title() -> str:
+                out = (await ada.call_tool("fetch", {"id": budget})).structured_content
+                assert out is not None
+                return str(out["title"])
+
+            assert salary in await hits("salary bands for senior engineers")
+            await settle_from_outside(barrier, cluster)
+            pause(cluster)
+            try:
+                mark_on_primary(cluster, uuid.UUID(budget))
+                assert not (await budget_title()).endswith(MARK)  # the replica answered
+
+                write_tree(tmp_path / source, {"hr": (["group:http-hr"], "hr", {})})
+                await ingest(settings, embedder, source)
+                old_acl = _one(
+                    cluster.replica_uri, "SELECT acl FROM documents WHERE id = %s", salary
+                )
+                assert staff in old_acl  # still there on the paused replica
+
+                assert salary not in await hits("salary bands for senior engineers")
+                assert budget in await hits("travel budget for offsites")
+                fetched = await sam.call_tool("fetch", {"id": salary})
+                assert fetched.is_error
+                listed = (await sam.call_tool("list_sources", {})).structured_content
+                assert listed is not None
+                assert {s["name"]: s["documents"] for s in listed["sources"]} == {source: 1}
+                assert (await budget_title()).endswith(MARK)  # the primary answered
+            finally:
+                resume(cluster)
