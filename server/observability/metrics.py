@@ -36,6 +36,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.metrics_core import Metric
 
+from core.errors import ConfigError
 from server.observability import search_clock
 
 P = ParamSpec("P")
@@ -234,8 +235,15 @@ def exposition(*extra: object) -> bytes:
 def serve_process_metrics(port: int | None, host: str) -> None:
     """A process without the HTTP app (``kb worker``) serves its own metrics on ``port``
     (a daemon thread; nothing when ``port`` is None)."""
-    if port is not None:
+    if port is None:
+        return
+    try:
         start_http_server(port, addr=host)
+    except OSError as exc:
+        # One line at start (port taken, address not local), not a traceback.
+        raise ConfigError(
+            f"metrics.worker_port: cannot listen on {host}:{port} ({exc.strerror or exc})"
+        ) from None
 
 
 class _DefaultRegistryView:

@@ -7,14 +7,18 @@ directory must be set before the process starts, as in production)."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.errors import ConfigError
+from server.observability.metrics import serve_process_metrics
 from tests.observability.conftest import port_in_range
 from tests.support.server_process import REPO
 
@@ -89,3 +93,12 @@ def test_a_worker_serves_its_own_metrics_port(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_taken_worker_port_is_one_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
+            serve_process_metrics(port, "127.0.0.1")
