@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from policies.store import CHANNEL as POLICY_CHANNEL
@@ -388,62 +388,81 @@ class Reauthorization:
     moved_from: str | None = None  # the external id it was stored under (a folder move)
 
 
+_REAUTHORIZE_DOCUMENTS = text(
+    """
+    WITH v AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
+            stored_as text, external_id text, uri text, collection text, path text,
+            level smallint, acl text[], metadata jsonb, content_hash text, text_hash text,
+            size_bytes bigint, base_metadata jsonb, modified_at timestamptz,
+            set_modified boolean)
+    )
+    UPDATE documents d SET
+        external_id = v.external_id, uri = v.uri, collection = v.collection, path = v.path,
+        level = v.level, acl = v.acl, metadata = v.metadata, content_hash = v.content_hash,
+        text_hash = v.text_hash, size_bytes = v.size_bytes,
+        base_metadata = coalesce(v.base_metadata, d.base_metadata),
+        modified_at = CASE WHEN v.set_modified THEN v.modified_at ELSE d.modified_at END,
+        updated_at = now()
+    FROM v
+    WHERE d.source = :source AND d.external_id = v.stored_as AND d.deleted_at IS NULL
+    RETURNING d.id
+    """
+)
+# Chunks copy the (just updated) columns of their document: the same values, one statement.
+_REAUTHORIZE_CHUNKS = text(
+    """
+    UPDATE chunks c SET
+        collection = d.collection, path = d.path, level = d.level, acl = d.acl,
+        doc_metadata = d.metadata, modified_at = d.modified_at
+    FROM documents d
+    WHERE d.id = ANY(:ids) AND c.document_id = d.id
+    """
+)
+
+
 def reauthorize_documents(conn: Connection, source: str, items: Sequence[Reauthorization]) -> int:
     """Apply new authorization columns to documents and, in the same transaction, to every
     one of their chunks, which keep their ids, text, vectors and BM25 postings (the update
-    trigger re-indexes only changed text). Returns the documents updated."""
-    done = 0
-    for item in items:
-        stored_as = item.moved_from or item.external_id
-        if item.moved_from is not None:
-            # Whatever was stored at the new address (deleted, or withdrawn) gives way.
-            conn.execute(
-                delete(Document).where(
-                    and_(Document.source == source, Document.external_id == item.external_id)
-                )
-            )
-        values: dict[str, Any] = {
-            "external_id": item.external_id,
-            "uri": item.uri,
-            "collection": item.collection,
-            "path": item.path,
-            "level": item.level,
-            "acl": list(item.acl),
-            "metadata_": dict(item.metadata),
-            "content_hash": item.content_hash,
-            "text_hash": item.text_hash,
-            "size_bytes": item.size_bytes,
-            "updated_at": func.now(),
+    trigger re-indexes only changed text). Two statements for the whole batch, whatever its
+    size. Returns the documents updated."""
+    if not items:
+        return 0
+    moved = [i.external_id for i in items if i.moved_from is not None]
+    if moved:
+        # Whatever was stored at a moved document's new address (deleted, or withdrawn)
+        # gives way; its chunks go with it (ON DELETE CASCADE).
+        conn.execute(
+            delete(Document).where(and_(Document.source == source, Document.external_id.in_(moved)))
+        )
+    rows = [
+        {
+            "stored_as": i.moved_from or i.external_id,
+            "external_id": i.external_id,
+            "uri": i.uri,
+            "collection": i.collection,
+            "path": i.path,
+            "level": i.level,
+            "acl": list(i.acl),
+            "metadata": dict(i.metadata),
+            "content_hash": i.content_hash,
+            "text_hash": i.text_hash,
+            "size_bytes": i.size_bytes,
+            "base_metadata": dict(i.base_metadata) if i.base_metadata is not None else None,
+            "modified_at": i.modified_at.isoformat() if i.modified_at is not None else None,
+            "set_modified": i.set_modified_at,
         }
-        if item.base_metadata is not None:
-            values["base_metadata"] = dict(item.base_metadata)
-        chunk_values: dict[str, Any] = {
-            "collection": item.collection,
-            "path": item.path,
-            "level": item.level,
-            "acl": list(item.acl),
-            "doc_metadata": dict(item.metadata),
-        }
-        if item.set_modified_at:
-            values["modified_at"] = item.modified_at
-            chunk_values["modified_at"] = item.modified_at
-        doc_id = conn.execute(
-            update(Document)
-            .where(
-                and_(
-                    Document.source == source,
-                    Document.external_id == stored_as,
-                    Document.deleted_at.is_(None),
-                )
-            )
-            .values(**values)
-            .returning(Document.id)
-        ).scalar_one_or_none()
-        if doc_id is None:
-            continue
-        conn.execute(update(Chunk).where(Chunk.document_id == doc_id).values(**chunk_values))
-        done += 1
-    return done
+        for i in items
+    ]
+    ids = list(
+        conn.execute(
+            _REAUTHORIZE_DOCUMENTS,
+            {"rows": json.dumps(rows, default=str), "source": source},
+        ).scalars()
+    )
+    if ids:
+        conn.execute(_REAUTHORIZE_CHUNKS, {"ids": ids})
+    return len(ids)
 
 
 @dataclass(frozen=True)
