@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
 
+from tests.console.browser import eventually, synced
 from tests.console.harness import Stack
 from tests.support.server_process import KB, REPO
 
@@ -169,3 +172,92 @@ def test_token_mint_link_signs_in(stack: Stack) -> None:
     token = link.split("#token=", 1)[1]
     with _client(stack) as http:
         assert _sign_in(http, token).status_code == 303
+
+
+@contextmanager
+def _signed_in(stack: Stack) -> Iterator[tuple[httpx.Client, str]]:
+    with _client(stack) as http:
+        assert _sign_in(http, stack.root_token).status_code == 303
+        yield http, _csrf(http.get("/admin/ui/"))
+
+
+def _figure(page: httpx.Response, name: str) -> str:
+    found = re.search(rf"<dt>{re.escape(name)}</dt><dd>([^<]*)</dd>", page.text)
+    assert found is not None, name
+    return found[1].strip()
+
+
+def test_overview_counts_the_corpus_and_the_searches(stack: Stack) -> None:
+    with stack.admin() as admin:
+        eventually(lambda: synced(admin, "handbook"), "the handbook's first sync")
+    with _signed_in(stack) as (http, _):
+        before = _figure(http.get("/admin/ui/"), "Searches (hour / day)")
+        hour_before = int(before.split("/")[0])
+        found = http.get("/admin/ui/search", params={"as": "group:eng", "q": "backups"})
+        assert "Database backups" in found.text and "allowed" in found.text
+        page = http.get("/admin/ui/")
+        assert _figure(page, "Documents") == "3" and _figure(page, "Chunks") == "3"
+        # One search as group:eng; its admin's "missing" search does not run (it found hits).
+        assert int(_figure(page, "Searches (hour / day)").split("/")[0]) == hour_before + 1
+        assert re.search(r'<svg class="chart[^"]*"[^>]*role="img"', page.text)
+
+
+def test_sources_forms_add_edit_disable(stack: Stack) -> None:
+    folder = stack.home / "forms-source"
+    folder.mkdir(exist_ok=True)
+    (folder / "a.md").write_text("# A\n\nalpha\n", encoding="utf-8")
+    with _signed_in(stack) as (http, token), stack.admin() as admin:
+        form = {"csrf": token, "name": "forms", "kind": "files", "collection": "misc"}
+        form["enabled"] = "on"
+        bad = http.post("/admin/ui/sources", data={**form, "options": "root: [unclosed"})
+        assert bad.status_code == 400 and "not valid YAML" in bad.text
+        unknown = http.post("/admin/ui/sources", data={**form, "options": "rooot: /x"})
+        assert unknown.status_code == 400 and "rooot" in unknown.text
+        assert admin.get("/admin/sources/forms").status_code == 404
+
+        added = http.post("/admin/ui/sources", data={**form, "options": f"root: {folder}"})
+        assert added.status_code == 303 and added.headers["location"].startswith(
+            "/admin/ui/sources/forms"
+        )
+        assert admin.get("/admin/sources/forms").json()["config"]["collection"] == "misc"
+
+        edited = http.post(
+            "/admin/ui/sources/forms",
+            data={**form, "description": "edited here", "options": f"root: {folder}"},
+        )
+        assert edited.status_code == 303
+        assert admin.get("/admin/sources/forms").json()["description"] == "edited here"
+
+        off = http.post("/admin/ui/sources/forms/enabled", data={"csrf": token, "enabled": "false"})
+        assert off.status_code == 303
+        assert admin.get("/admin/sources/forms").json()["enabled"] is False
+        # Edited and disabled through the same use cases: their audit rows name the console's
+        # admin and the change.
+        rows = admin.get("/admin/audit", params={"principal": "user:root", "limit": 50}).json()
+        assert [r["target"] for r in rows if r["method"] == "sources.add"][-3:] == ["forms"] * 3
+        admin.delete("/admin/sources/forms").raise_for_status()
+
+
+def test_audit_filters(stack: Stack) -> None:
+    with _signed_in(stack) as (http, _):
+        http.get("/admin/ui/search", params={"as": "user:zed", "q": "deploy"})
+        page = http.get("/admin/ui/audit", params={"principal": "user:zed"})
+        methods = re.findall(r"<td>(admin\.search_as|[a-z_./]+)</td><td>", page.text)
+        assert methods and set(methods) == {"admin.search_as"}
+        future = http.get("/admin/ui/audit", params={"since": "2999-01-01T00:00"})
+        assert "No rows match." in future.text
+        bad = http.get("/admin/ui/audit", params={"since": "yesterday"})
+        assert bad.status_code == 400
+        exported = http.get("/admin/ui/audit.csv", params={"principal": "user:zed"})
+        assert exported.headers["content-type"].startswith("text/csv")
+        lines = exported.text.strip().splitlines()
+        assert lines[0].startswith("id,at,principals") and len(lines) >= 2
+        assert all("user:zed" in line for line in lines[1:])
+
+
+def test_jobs_fragment_lists_runs_with_progress(stack: Stack) -> None:
+    with _signed_in(stack) as (http, _):
+        table = http.get("/admin/ui/jobs/table")
+        assert table.status_code == 200
+        assert "<progress" in table.text and 'data-status="succeeded"' in table.text
+        assert "3 / 3" in table.text
