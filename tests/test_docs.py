@@ -163,7 +163,13 @@ def test_compose_describes_the_production_topology() -> None:
         "server",
         "worker",
     }
-    assert {n for n, s in services.items() if "profiles" in s} == {"prometheus", "grafana"}
+    assert {n for n, s in services.items() if "profiles" in s} == {
+        "prometheus",
+        "grafana",
+        "server-2",  # profile replicas (tests/scale/test_deploy.py)
+        "lb",
+        "db-replica",  # profile read-replica
+    }
     assert services["db"]["image"].startswith("pgvector/pgvector:pg")
     assert "healthcheck" in services["db"] and "pgdata" in compose["volumes"]
     assert services["migrate"]["command"] == ["db", "upgrade"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -122,13 +123,18 @@ def tail(path: Path, chars: int = 3000) -> str:
 class Nginx:
     """nginx in the foreground with its own prefix, config and logs under ``root``."""
 
-    def __init__(self, root: Path, port: int, upstreams: Sequence[int]) -> None:
+    def __init__(
+        self, root: Path, port: int, upstreams: Sequence[int], conf: Path | None = None
+    ) -> None:
+        """The test configuration (``nginx_conf``) unless ``conf`` names another one."""
         self.root, self.port = root, port
         self.url = f"http://127.0.0.1:{port}"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (root / "temp" / kind).mkdir(parents=True, exist_ok=True)
-        self.conf = root / "nginx.conf"
-        self.conf.write_text(nginx_conf(root, port, upstreams))
+        if conf is None:
+            conf = root / "nginx.conf"
+            conf.write_text(nginx_conf(root, port, upstreams))
+        self.conf = conf
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Nginx:
@@ -172,6 +178,67 @@ class Nginx:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+DEPLOY_CONF = REPO / "deploy" / "nginx" / "kb.conf"
+MAKE_CERT = REPO / "deploy" / "nginx" / "make-example-cert.sh"
+
+
+def render_deploy_conf(
+    root: Path, *, https_port: int, http_port: int, upstreams: Sequence[int], certs: Path
+) -> Path:
+    """deploy/nginx/kb.conf made runnable here: the compose service names become local
+    replicas, the container paths local files, the ports ours. Returns the main config.
+
+    Every substitution must apply, so a changed deployment file fails loudly instead of
+    leaving part of it untested."""
+    text = DEPLOY_CONF.read_text()
+    replicas = "\n".join(f"    server 127.0.0.1:{p} max_fails=0;" for p in upstreams)
+    substitutions = [
+        (r"(?m)^    server server:8000 max_fails=0;\n    server server-2:8000 max_fails=0;$",
+         replicas),
+        (r"(?m)^    listen 80;$", f"    listen 127.0.0.1:{http_port};"),
+        (r"(?m)^    listen 443 ssl;$", f"    listen 127.0.0.1:{https_port} ssl;"),
+        (r"(?m)^    listen \[::\]:(80|443 ssl);\n", ""),
+        (r"/etc/nginx/certs/", f"{certs}/"),
+        (r"/etc/nginx/kb-locations\.conf", str(LOCATIONS)),
+        (r"/var/log/nginx/access\.log", str(root / "access.log")),
+    ]  # fmt: skip
+    for pattern, replacement in substitutions:
+        text, count = re.subn(pattern, replacement, text)
+        if not count:
+            raise AssertionError(f"deploy/nginx/kb.conf no longer matches {pattern!r}")
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (root / "temp" / kind).mkdir(parents=True, exist_ok=True)
+    site = root / "kb.conf"
+    site.write_text(text)
+    temp = "\n".join(
+        f"    {kind}_temp_path {root}/temp/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    main = root / "nginx.conf"
+    main.write_text(
+        f"""worker_processes 1;
+error_log {root}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+{temp}
+    include {site};
+}}
+"""
+    )
+    return main
+
+
+def make_example_cert(directory: Path) -> Path:
+    """Run the deployment's certificate script; the directory holding kb.crt and kb.key."""
+    subprocess.run(
+        ["sh", str(MAKE_CERT), "localhost", str(directory)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return directory
 
 
 # --------------------------------------------------------------------------- replicas
@@ -379,7 +446,9 @@ __all__ = [
     "admin_call",
     "hit_ids",
     "mcp_client",
+    "make_example_cert",
     "nginx_conf",
     "post_mcp",
+    "render_deploy_conf",
     "replica_config",
 ]
