@@ -261,3 +261,19 @@ def test_jobs_fragment_lists_runs_with_progress(stack: Stack) -> None:
         assert table.status_code == 200
         assert "<progress" in table.text and 'data-status="succeeded"' in table.text
         assert "3 / 3" in table.text
+
+
+def test_an_admin_api_key_signs_in_until_it_is_revoked(stack: Stack) -> None:
+    with stack.admin() as admin:
+        admin.post("/admin/policies/roles", json={"member": "svc:ops", "role": "role:admin"})
+        created = admin.post("/admin/keys", json={"name": "ops"})
+        created.raise_for_status()
+        key, key_id = created.json()["secret"], created.json()["key"]["id"]
+        with _client(stack) as http:
+            assert _sign_in(http, key).status_code == 303
+            assert http.get("/admin/ui/policies").status_code == 200
+            # Every request re-checks the stored credential: revocation ends the session.
+            admin.delete(f"/admin/keys/{key_id}").raise_for_status()
+            after = http.get("/admin/ui/policies")
+            assert after.status_code == 303
+            assert after.headers["location"].startswith("/admin/ui/signin")
