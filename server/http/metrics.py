@@ -19,6 +19,7 @@ import hmac
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy.pool import QueuePool
 
 from server import __version__
 from server.observability import repository
@@ -41,7 +42,7 @@ def install_metrics(app: FastAPI, settings: MetricsSettings) -> None:
 def observe_runtime(app: FastAPI, runtime: Runtime) -> None:
     """Called by the lifespan once the runtime is open: time its SQL for the search stages
     and read its database figures for scrapes."""
-    time_statements(runtime.db.engine.sync_engine)
+    time_statements()  # every engine: the primary's and the read replicas'
 
     async def read() -> repository.DatabaseStats:
         async with runtime.db.sessions() as session, session.begin():
@@ -71,6 +72,7 @@ async def metrics(request: Request) -> Response:
     cached: CachedStats | None = getattr(request.app.state, "metrics_stats", None)
     stats = await cached.refresh() if cached is not None else None
     policies = runtime.policies
+    pool = runtime.db.engine.pool
     collector = ServerCollector(
         policies=PolicyFigures(
             version=policies.version,
@@ -79,7 +81,7 @@ async def metrics(request: Request) -> Response:
             uncompilable_rules=len(policies.snapshot.problems),
             reloads=policies.reloads,
         ),
-        pool=runtime.db.engine.pool,  # type: ignore[arg-type]
+        pool=pool if isinstance(pool, QueuePool) else None,  # a NullPool has no figures
         stats=stats,
         read_seconds=cached.read_seconds if cached is not None else 0.0,
         version=__version__,
