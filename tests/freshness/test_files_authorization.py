@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from server.ingest import catalog
 from server.search.schemas import SearchQuery
 from server.settings import Settings
 from tests.freshness.helpers import CountingEmbedder, chunk_rows, last_run, postings_count
@@ -115,6 +116,11 @@ def test_sidecar_change_reauthorizes_every_chunk_without_embedding(
     # Search enforces the new ACL at once: the removed group sees nothing of HR, HR does.
     assert "Leave policy" not in search_titles(settings, counting, "group:staff", "parental leave")
     assert "Leave policy" in search_titles(settings, counting, "group:hr", "parental leave")
+
+    # Operators see the change and when it became searchable (kb sources list, /admin).
+    view = next(v for v in catalog.list_sources(engine, settings) if v["name"] == "share")
+    assert view["freshness"]["last_change_at"] and view["freshness"]["last_searchable_at"]
+    assert view["last_run"]["acl_updated"] == 2 and view["watch"] is False
 
     # The same file read for real later (a full load) is recognised as unchanged.
     again = sync(settings, engine, counting, "share", full=True)
