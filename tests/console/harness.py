@@ -62,6 +62,7 @@ class Stack:
     alice_token: str
     narrowed_key: str
     serve_log: Path
+    worker: subprocess.Popen[bytes] | None = None
 
     def admin(self) -> httpx.Client:
         return httpx.Client(
@@ -120,7 +121,7 @@ def console_stack(database_url: str, home: Path, port: int | None = None) -> Ite
         try:
             root = mint(env, "root", "--admin")
             alice = mint(env, "alice", "-g", "eng", "--admin")
-            stack = Stack(srv.url, env, home, root, alice, "", home / "serve.log")
+            stack = Stack(srv.url, env, home, root, alice, "", home / "serve.log", worker)
             with stack.admin() as http:
                 http.post("/admin/policies/import", json={"policy": POLICY}).raise_for_status()
                 key = http.post("/admin/keys", json={"name": "reporting", "sources": ["handbook"]})

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import signal
 import subprocess
 from collections.abc import Iterator
 
@@ -94,6 +96,33 @@ def test_add_a_source_and_watch_its_sync(page: Page, stack: Stack) -> None:
     expect(row.first).to_contain_text("2 / 2")
     page.get_by_role("link", name="Sources").click()
     expect(page.locator("tr[data-source='runbooks']")).to_contain_text("enabled")
+
+
+def test_jobs_page_follows_a_run_live(page: Page, stack: Stack) -> None:
+    """The worker is paused so the run is certainly queued when the page loads; the page
+    then follows it to the end by polling, without being reloaded."""
+    assert stack.worker is not None
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if "/jobs/table" in r.url else None)
+    os.kill(stack.worker.pid, signal.SIGSTOP)
+    try:
+        page.get_by_role("link", name="Sources").click()
+        page.get_by_role("button", name="Sync runbooks now").click()
+        heading = page.get_by_role("heading", name=re.compile(r"Run #\d+ of runbooks"))
+        run_id = re.search(r"#(\d+)", heading.inner_text())
+        assert run_id is not None
+        page.get_by_role("link", name="Jobs").click()
+        row = page.locator(f"#runs tr[data-run='{run_id[1]}']")
+        expect(row).to_have_attribute("data-status", "queued")
+        # Nothing read yet, out of an estimated total: the source's two documents.
+        expect(row).to_contain_text("0 / 2")
+        loaded = page.url
+    finally:
+        os.kill(stack.worker.pid, signal.SIGCONT)
+    expect(page.locator(f"#runs tr[data-run='{run_id[1]}']")).to_have_attribute(
+        "data-status", "succeeded", timeout=300_000
+    )
+    assert page.url == loaded and polls
 
 
 def _search_as(page: Page, principals: str, query: str) -> None:
