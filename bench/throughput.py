@@ -143,6 +143,9 @@ def kb(*args: str, env: dict[str, str]) -> str:
 def kb_serve(s: Site, extra: list[str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     exe = str(Path(sys.executable).with_name("kb"))
     log = s.tmp / "serve.log"
+    # A port free now (not when the site was made): the server is started late.
+    s.port = free_port()
+    s.env["KB_HTTP__PORT"] = str(s.port)
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [exe, "serve", *(extra or [])], env=s.env, stdout=out, stderr=subprocess.STDOUT
@@ -154,7 +157,7 @@ def kb_serve(s: Site, extra: list[str] | None = None) -> Iterator[subprocess.Pop
                 raise RuntimeError(f"kb serve exited:\n{log.read_text()[-3000:]}")
             try:
                 ready = httpx.get(f"http://127.0.0.1:{s.port}/readyz", timeout=2)
-                if ready.status_code == 200:
+                if ready.status_code == 200 and proc.poll() is None:
                     break
             except httpx.HTTPError:
                 pass
