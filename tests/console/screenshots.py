@@ -9,21 +9,25 @@ something to show, then drives Debian's Chromium through every page.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import Page, expect
 
 from server.db.embedded import EmbeddedPostgres
 from tests.console.browser import chromium, eventually, new_page, sign_in, synced
-from tests.console.harness import console_stack, write_docs
+from tests.console.harness import Stack, console_stack, write_docs
 
 RUNBOOKS = {
     "pager.md": "# Pager duty\n\nEscalate to the incident commander after ten minutes.\n",
     "dns.md": "# DNS changes\n\nEvery DNS change is peer reviewed and announced.\n",
     "empty.md": "",
 }
+NOTE = "Meeting notes about capacity planning, budgets and the quarterly roadmap review."
 QUERIES = ["database backups", "deployment roll back", "who answers pages", "dns review"]
 
 
@@ -31,6 +35,32 @@ def shoot(page: Page, out: Path, name: str, *, full_page: bool = True) -> None:
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(out / f"{name}.png"), full_page=full_page)
     print(f"  {out / f'{name}.png'}")
+
+
+def _running_run(stack: Stack, http: httpx.Client, folder: Path) -> None:
+    """Start a sync of a few hundred notes and pause the worker mid-run (SIGSTOP), so the
+    Jobs page shows a run in progress; the caller resumes it."""
+    write_docs(folder, {f"note-{i:03d}.md": f"# Note {i}\n\n{NOTE * 3}\n" for i in range(300)})
+    definition = {"name": "archive", "kind": "files", "root": str(folder), "collection": "archive"}
+    http.post("/admin/sources", json=definition).raise_for_status()
+    # A first sync, so the next one has a total to estimate against.
+    http.post("/admin/sources/archive/sync").raise_for_status()
+    eventually(lambda: synced(http, "archive"), "the archive's first sync")
+    for i in range(0, 300, 2):
+        (folder / f"note-{i:03d}.md").write_text(f"# Note {i} (revised)\n\n{NOTE}\n")
+    run_id = http.post("/admin/sources/archive/sync").json()["run_id"]
+
+    def midway() -> bool:
+        run = http.get(f"/admin/jobs/{run_id}").json()
+        return bool(run["status"] == "running" and run["docs_seen"] >= 60)
+
+    eventually(midway, "the archive's second sync to be under way")
+    assert stack.worker is not None
+    os.kill(stack.worker.pid, signal.SIGSTOP)
+
+
+def _live(http: httpx.Client) -> bool:
+    return any(r["status"] in ("queued", "running") for r in http.get("/admin/jobs").json())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,9 +108,14 @@ def main(argv: list[str] | None = None) -> int:
                     shoot(page, out, "sources")
                     page.goto(f"{stack.url}/admin/ui/sources/runbooks")
                     shoot(page, out, "source")
+                    _running_run(stack, http, home / "stack" / "archive")
                     page.goto(f"{stack.url}/admin/ui/jobs")
                     shoot(page, out, "jobs")
-                    page.locator("#runs a", has_text="#").first.click()
+                    assert stack.worker is not None
+                    os.kill(stack.worker.pid, signal.SIGCONT)
+                    eventually(lambda: not _live(http), "the archive's second sync")
+                    failed = http.get("/admin/jobs", params={"source": "runbooks"}).json()
+                    page.goto(f"{stack.url}/admin/ui/jobs/{failed[-1]['id']}")
                     shoot(page, out, "job")
                     page.goto(
                         f"{stack.url}/admin/ui/search?as=user:alice,group:eng&q=database backups"
