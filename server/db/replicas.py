@@ -263,7 +263,7 @@ class ReadRouter:
             async with AsyncSession(bind=conn, expire_on_commit=False) as session:
                 yield session
         except Exception as exc:
-            if _is_connection_error(exc):
+            if isinstance(exc, DatabaseUnavailable):  # lost, or a conflict with replay
                 self._down(replica, exc)  # the next reads go elsewhere; this one has failed
             raise
         finally:
@@ -320,10 +320,6 @@ class ReadRouter:
             RETRY_AFTER_S,
             reason,
         )
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    return isinstance(exc, DatabaseUnavailable)
 
 
 @asynccontextmanager
