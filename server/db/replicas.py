@@ -13,7 +13,9 @@ keeps a *barrier*, a WAL position of the primary that a replica must have replay
   ``pg_current_wal_insert_lsn()`` read on hearing one is at or past that commit's record.
 * On (re)connecting, the barrier becomes the primary's current position: a revocation
   committed while nobody listened is covered too. While the LISTEN connection is down,
-  no replica is used at all (fail closed).
+  no replica is used at all (fail closed). The insert position can sit just past a page
+  header when the last record ended a WAL page; the replica then reaches the barrier only
+  with the primary's next WAL record (every read writes an audit row, so soon).
 * A replica serves a read when ``pg_last_wal_replay_lsn()`` is at or past the barrier, and
   also past the primary's position ``replica_max_lag_s`` ago (a staleness bound for
   additions, which revoke nothing). Its replay position only grows, so a position read
@@ -141,17 +143,19 @@ class RevocationBarrier:
             await task
 
     async def _run(self) -> None:
+        warned = False  # one warning per outage, not one per retry
         while True:
             try:
                 await self._follow()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a dropped connection: no replica until we listen again
-                if self._listening:
+                if self._listening or not warned:
                     log.warning(
-                        "read replicas unused: lost the primary's change notifications (%s)",
+                        "read replicas unused: cannot follow the primary's changes (%s)",
                         exc.__class__.__name__,
                     )
+                    warned = True
                 self._listening = False
                 await asyncio.sleep(self.retry_delay_s)
 
