@@ -277,3 +277,55 @@ def test_an_admin_api_key_signs_in_until_it_is_revoked(stack: Stack) -> None:
             after = http.get("/admin/ui/policies")
             assert after.status_code == 303
             assert after.headers["location"].startswith("/admin/ui/signin")
+
+
+def test_policy_import_and_remove_go_through_the_preview(stack: Stack) -> None:
+    imported = "rules:\n  - subject: group:interns\n    object: collection:handbook\n"
+    with _signed_in(stack) as (http, token):
+        broken = http.post(
+            "/admin/ui/policies/import",
+            data={"csrf": token, "step": "preview", "policy": "rules: [{subject: x}]"},
+        )
+        assert broken.status_code == 400
+        preview = http.post(
+            "/admin/ui/policies/import",
+            data={"csrf": token, "step": "preview", "policy": imported},
+        )
+        assert preview.status_code == 200 and "Preview the change" in preview.text
+        assert "group:interns" in preview.text
+        # The preview stored nothing.
+        assert "group:interns" not in _rules(stack)
+        applied = http.post(
+            "/admin/ui/policies/import",
+            data={"csrf": token, "step": "apply", "policy": imported},
+        )
+        assert applied.status_code == 303
+        assert "group:interns" in _rules(stack)
+
+        with stack.admin() as admin:
+            items = admin.get("/admin/policies").json()["items"]
+        rule_id = next(i["id"] for i in items if i.get("subject") == "group:interns")
+        removal = {"csrf": token, "id": str(rule_id)}
+        preview = http.post("/admin/ui/policies/remove", data={**removal, "step": "preview"})
+        assert preview.status_code == 200 and f"Removing items {rule_id}." in preview.text
+        assert "group:interns" in _rules(stack)
+        done = http.post("/admin/ui/policies/remove", data={**removal, "step": "apply"})
+        assert done.status_code == 303
+        assert "group:interns" not in _rules(stack)
+
+
+def test_retry_queues_a_new_run_of_the_source(stack: Stack) -> None:
+    with stack.admin() as admin:
+        eventually(lambda: synced(admin, "handbook"), "the handbook's first sync")
+        before = admin.get("/admin/jobs", params={"source": "handbook"}).json()
+        with _signed_in(stack) as (http, token):
+            answer = http.post(f"/admin/ui/jobs/{before[0]['id']}/retry", data={"csrf": token})
+            assert answer.status_code == 303
+            new_id = int(answer.headers["location"].split("/jobs/")[1].split("?")[0])
+        assert new_id > before[0]["id"]
+        after = admin.get(f"/admin/jobs/{new_id}").json()
+        assert after["source"] == "handbook"
+        eventually(
+            lambda: admin.get(f"/admin/jobs/{new_id}").json()["status"] == "succeeded",
+            "the retried run",
+        )
