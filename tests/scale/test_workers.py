@@ -171,7 +171,7 @@ def test_three_workers_one_killed_no_overlap_nothing_lost_or_doubled(
             return not open_jobs
 
         # The stalled-job task runs every minute and takes a worker silent for 30 s as dead.
-        wait_for(all_finished, 360, "every sync job to finish", logs)
+        wait_for(all_finished, 600, "every sync job to finish", logs)
 
         jobs = rows(
             engine,
