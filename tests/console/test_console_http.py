@@ -20,6 +20,9 @@ from tests.console.browser import eventually, synced
 from tests.console.harness import Stack
 from tests.support.server_process import KB, REPO
 
+# A real server per module (about a minute to start on a loaded machine).
+pytestmark = pytest.mark.slow
+
 PAGES = [
     "/admin/ui/",
     "/admin/ui/sources",
