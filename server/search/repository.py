@@ -308,11 +308,16 @@ async def load_chunks(
     session: AsyncSession,
     access: AccessFilter,
     chunk_ids: Sequence[int],
+    *,
+    keep: int | None = None,
 ) -> dict[int, ChunkRow]:
     """Chunks by id with their document's title and URI, re-checked; denied ids are absent.
 
     One statement, selecting only the columns a hit shows and its re-check reads (never the
-    embedding or the tsvector), as plain rows (no ORM identity map).
+    embedding or the tsvector), as plain rows (no ORM identity map). With ``keep``, rows
+    are re-checked in the order of ``chunk_ids`` until ``keep`` are allowed, and only those
+    are returned: the spare rows a search loads in case one is denied cost no re-check
+    (the per-row enforcer is the most expensive part of hydration).
     """
     if not chunk_ids:
         return {}
@@ -326,7 +331,13 @@ async def load_chunks(
         )
     )
     found: dict[int, ChunkRow] = {}
-    for row in (await session.execute(stmt)).all():
+    rows = (await session.execute(stmt)).all()
+    if keep is not None:
+        rank = {chunk_id: i for i, chunk_id in enumerate(chunk_ids)}
+        rows = sorted(rows, key=lambda r: rank[r.id])
+    for row in rows:
+        if keep is not None and len(found) >= keep:
+            break
         if not access.permits(RowAttributes.of_chunk(row)):
             continue
         found[row.id] = ChunkRow(

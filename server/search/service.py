@@ -432,7 +432,9 @@ class SearchService:
         wanted = ranked[: top_k * 2]
         chars = self._settings.mcp.snippet_chars
         with phase("hydration: load + re-check"):
-            rows = await repo.load_chunks(session, access, [c.chunk_id for _, c in wanted])
+            rows = await repo.load_chunks(
+                session, access, [c.chunk_id for _, c in wanted], keep=top_k
+            )
         kept = [(score, rows[c.chunk_id]) for score, c in wanted if c.chunk_id in rows]
         kept = kept[:top_k]
         with phase("hydration: matched words"):

@@ -168,3 +168,21 @@ async def test_a_cancelled_first_caller_does_not_fail_the_ones_waiting(
         wrapper.close()
     assert first.cancelled()
     np.testing.assert_allclose(vector, embedder.embed_query("backup retention"))
+
+
+async def test_hydration_rechecks_in_rank_order_and_returns_only_what_it_keeps(
+    company: Company, settings: Settings, embedder: Embedder
+) -> None:
+    from server.search import repository as repo
+
+    # The SQL predicate of this filter lets everything through; only the re-check is right.
+    hr = leaky_sql_filter(*HR_ONLY)
+    secret = company.chunks[company.id("Project BLUEBIRD")]
+    payroll = company.chunks[company.id("Quarterly payroll")]
+    parental = company.chunks[company.id("Parental leave")]
+    ranked = [*secret, *payroll, *parental]
+    async with open_service(settings, embedder) as svc, svc._db.sessions() as session:
+        one = await repo.load_chunks(session, hr, ranked, keep=1)
+        every = await repo.load_chunks(session, hr, ranked)
+    assert list(one) == payroll[:1]  # the denied rows ranked first are skipped, not kept
+    assert set(every) == {*payroll, *parental}
