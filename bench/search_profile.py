@@ -245,18 +245,25 @@ CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("token / API key verification", ("mcp_verifier", "auth/", "jwt")),
     ("MCP SDK (JSON-RPC, validation, per-request server)", ("mcp/", "mcp_types", "pydantic")),
     ("HTTP (uvicorn, h11, starlette, middleware)", ("uvicorn", "h11", "starlette", "server/http")),
-    ("SQLAlchemy / psycopg (outside a search phase)", ("sqlalchemy", "psycopg")),
+    ("SQLAlchemy / psycopg (any query: greenlet stacks hide which)", ("sqlalchemy", "psycopg")),
 ]
 
 
+# Leaf frames of a thread that is waiting, not working (py-spy samples them anyway).
+IDLE_LEAVES = ("_worker (concurrent/futures/thread.py", "select (selectors.py", "wait (threading")
+
+
 def py_spy_summary(raw: Path) -> list[tuple[str, float]]:
-    """Share of the server's samples per category (first category whose pattern a frame
-    of the stack contains, checked in the order above)."""
+    """Share of the server's busy samples per category (first category whose pattern a
+    frame of the stack contains, checked in the order above); idle threads left out."""
     counts: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         if not n.isdigit():
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        if any(leaf.startswith(p) or f" {p}" in leaf for p in IDLE_LEAVES):
             continue
         total += int(n)
         for name, patterns in CATEGORIES:
@@ -326,6 +333,7 @@ def phase_rows(result: dict[str, Any]) -> list[tuple[str, float, float]]:
         "vector: capped pre-count",
         "vector: settings",
         "vector: query",
+        "vector: query (exact)",
         "keyword branch",
         "keyword: settings",
         "keyword: query weights",
@@ -395,6 +403,7 @@ def render(runs: dict[str, dict[str, Any]]) -> str:
             ],
             summary,
         ),
+        *[f"Note on `{label}`: {run['note']}" for label, run in runs.items() if run.get("note")],
         "Phases of `reading.search` in process (one call at a time):",
         markdown_table(header, rows),
     ]
@@ -418,7 +427,9 @@ def render(runs: dict[str, dict[str, Any]]) -> str:
             )
         spy = run.get("py_spy") or []
         if spy:
-            parts.append(f"Server CPU samples by part, `{label}` (py-spy, 4 clients):")
+            parts.append(
+                f"Server CPU samples by part, `{label}` (py-spy, 4 clients, idle threads left out):"
+            )
             parts.append(
                 markdown_table(
                     ["part", "share of samples"], [[k, f"{v * 100:.0f} %"] for k, v in spy]
@@ -451,8 +462,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--render", action="store_true", help="only rewrite the docs section from kept runs"
     )
+    parser.add_argument("--note", help="with --render: a note on --label's run, kept with it")
     args = parser.parse_args(argv)
     if args.render:
+        if args.note:
+            path = DATA_DIR / f"search_profile_{args.label}.json"
+            kept = json.loads(path.read_text())
+            kept["note"] = args.note
+            path.write_text(json.dumps(kept))
         runs = load_runs()
         first = next(iter(runs.values()))
         args.searches, args.mcp_calls = first["searches"], len(first["mcp"])
