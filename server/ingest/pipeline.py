@@ -84,6 +84,10 @@ class PipelineOptions:
     # Poll mode: ask the connector for every id at the source and delete what is gone.
     # A watcher turns it off for polls whose cheap probe says no row can have gone.
     scan_deletions: bool = True
+    # Lower the reader thread's priority so parsing yields the CPU to the model (throughput
+    # of big runs). A watcher's small runs turn it off: on a busy machine a niced reader
+    # waits behind every other process, and what counts there is the time to searchable.
+    yield_cpu: bool = True
 
 
 @dataclass
@@ -217,7 +221,8 @@ class Pipeline:
     # ------------------------------------------------------------------ reader thread
 
     def _read(self, connector: Connector, cursor: Mapping[str, Any] | None) -> None:
-        _yield_cpu_to_the_model()
+        if self.options.yield_cpu:
+            _yield_cpu_to_the_model()
         try:
             connector.check()
             items, next_cursor, mode = self._items(connector, cursor)

@@ -66,13 +66,15 @@ def run_sync(
     on_commit: Callable[[RunCounts], None] | None = None,
     scan_deletions: bool = True,
     change_seen_at: datetime | None = None,
+    latency_first: bool = False,
 ) -> SyncResult:
     """Sync ``name`` now. Raises on a failed run (after recording it), so job retries see it.
 
     ``scan_deletions`` false skips the comparison of every id at the source with the index
     (a watcher whose probe says no key went). ``change_seen_at``: when the change that
     prompted this run happened at the source (a watcher knows); it dates the source's
-    freshness, whose lag is then measured to this run's commit."""
+    freshness, whose lag is then measured to this run's commit. ``latency_first``: a small
+    run that should finish soon rather than leave the CPU to the model (watchers)."""
     started_at = datetime.now(UTC)
     with engine.begin() as conn:
         upsert_configured_sources(conn, settings)
@@ -98,6 +100,7 @@ def run_sync(
                 on_commit=on_commit,
                 config=config,
                 scan_deletions=scan_deletions,
+                latency_first=latency_first,
             )
         finally:
             _unlock(lock_conn, name)
@@ -136,6 +139,7 @@ def _locked_sync(
     on_commit: Callable[[RunCounts], None] | None,
     config: Any,
     scan_deletions: bool = True,
+    latency_first: bool = False,
 ) -> SyncResult:
     with engine.begin() as conn:
         # A marker left by a worker that died mid-parse becomes a "crashed" entry first.
@@ -173,6 +177,7 @@ def _locked_sync(
             max_document_chars=ingest.max_document_chars,
             max_chunks_per_document=ingest.max_chunks_per_document,
             scan_deletions=scan_deletions,
+            yield_cpu=not latency_first,
         ),
         on_commit=on_commit,
         issues=issues,

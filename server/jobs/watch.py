@@ -206,6 +206,7 @@ class SourceWatcher:
                     worker=self.worker,
                     scan_deletions=scan,
                     change_seen_at=change_at,
+                    latency_first=change_at is not None,
                 )
             except SyncBusy:
                 await _wait(stop, BUSY_RETRY_S)
