@@ -624,6 +624,46 @@ with the same callers and distinct queries, server idle.
 ![throughput by concurrency](img/throughput.png)
 
 {"; ".join(verdict)}.
+{caveat(load_before)}
+{LIMITS}"""
+
+
+def caveat(load_before: str) -> str:
+    cores = os.cpu_count() or 1
+    first = float(load_before.split(" / ")[0])
+    if first <= 1.5 * cores:
+        return ""
+    return (
+        f"\n**This run does not test the targets.** The load average was {first:.0f} on "
+        f"{cores} cores before it started (other work on the machine): the server, its "
+        "PostgreSQL and the embedder got a small share of the CPU, and so did the direct "
+        "baseline, so every figure above is many times what a quiet machine gives. The "
+        "rows compare with each other (same run, same load), not with the targets.\n"
+    )
+
+
+LIMITS = """
+What limits throughput (from `python -m bench search_profile`, whose py-spy table shows
+where the server's busy samples go):
+
+- **One Python process.** `kb serve` runs one uvicorn process: HTTP parsing (uvicorn's
+  pure-Python h11 protocol, which the header deadline of `server/http/protocol.py` builds
+  on), the ASGI middleware (limits, hosts, CORS, authentication, intake, metrics), token
+  verification, JSON-RPC and tool validation, SQLAlchemy, the per-row Casbin re-check and
+  the passages all share one GIL, so at most one core runs Python while PostgreSQL and
+  ONNX Runtime use the other. `kb serve` has no `--workers`; the way to use more cores is
+  replicas (any replica serves any 2026-07-28 request, see docs/operations.md).
+- **The database round trips per search**: three pool checkouts (keyword leg, vector leg
+  with hydration, audit), each with the engine's pre-ping (`pool_pre_ping`,
+  `server/db/engine.py`), plus BEGIN/COMMIT. The lean path removed three statements per
+  search (pre-count, two settings) and one checkout.
+- **The audit row** is its own transaction with a WAL flush before the answer; batching
+  the rows of concurrent calls into one INSERT and one commit (each call awaiting its
+  flush, so none is lost) would cut both the round trips and the flushes.
+- **The per-row re-check**: the Casbin enforcer re-parses its matcher on every call;
+  hydration now re-checks only the rows it keeps (top_k), not the spare ones.
+- The MCP SDK itself (a transport and server session per stateless request) is about 1 %
+  of the samples; nothing in the MCP transport was changed.
 """
 
 
