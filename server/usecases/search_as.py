@@ -5,7 +5,8 @@ exactly the chosen principals (the administrator is recorded as its client), so 
 returns is what that caller would get. Each hit comes with the policy's explanation of
 why it is allowed. When nothing comes back, the administrator's own search (which reads
 everything) supplies the top documents the caller is missing, each with the explanation
-of why it is refused: the rules that would have to change.
+of why it is refused (a deny rule, or no allow rule) and who can read it through which
+rules: the rules that would have to change.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from core.identity import Caller
 from policies.admin import PolicyAdmin, parse_principals
 from policies.capability import AdminCaller
-from policies.explain import Explanation
+from policies.explain import Explanation, Reader
 from server.search.schemas import SearchHit, SearchQuery
 from server.search.service import SearchService
 from server.usecases import reading
@@ -32,6 +33,8 @@ MISSING_SHOWN = 5
 class ExplainedHit:
     hit: SearchHit
     why: Explanation
+    #: For a missing hit: who can read it and through which rules (what a change could extend).
+    readers: tuple[Reader, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,10 @@ async def search_as(
         for h in own.hits:
             if str(h.document_id) not in seen:
                 seen.add(str(h.document_id))
-                missing.append(ExplainedHit(h, await explainer.explain(names, str(h.document_id))))
+                doc = str(h.document_id)
+                why = await explainer.explain(names, doc)
+                can_read = tuple(await explainer.who_can(doc))
+                missing.append(ExplainedHit(h, why, can_read))
     return SearchAs(names, text, hits, missing)
 
 

@@ -243,7 +243,11 @@ def test_sources_forms_add_edit_disable(stack: Stack) -> None:
 
 def test_audit_filters(stack: Stack) -> None:
     with _signed_in(stack) as (http, _):
-        http.get("/admin/ui/search", params={"as": "user:zed", "q": "deploy"})
+        nothing = http.get("/admin/ui/search", params={"as": "user:zed", "q": "deploy"})
+        # Nothing for zed; the admin's top hit is explained, with the rule another reads it by.
+        assert 'id="nothing"' in nothing.text and "no allow rule matches" in nothing.text
+        assert "Readable by" in nothing.text
+        assert "allow group:eng -&gt; collection:handbook" in nothing.text
         page = http.get("/admin/ui/audit", params={"principal": "user:zed"})
         methods = re.findall(r"<td>(admin\.search_as|[a-z_./]+)</td><td>", page.text)
         assert methods and set(methods) == {"admin.search_as"}
