@@ -68,7 +68,9 @@ def fill(dsn: str, chunks: int, runs: int) -> None:
             " FROM generate_series(1, %s) g",
             (SOURCES, runs),
         )
-        conn.execute("ANALYZE")
+        # What autovacuum does after a bulk load: statistics, and the visibility map that
+        # lets the per-source counts read the (source, collection) index alone.
+        conn.execute("VACUUM ANALYZE")
 
 
 async def timed(fn: Callable[[], Awaitable[object]]) -> float:
@@ -219,8 +221,9 @@ def main(argv: list[str]) -> int:
             + table
             + "\n\nWhat the instrumentation adds to each call (pure CPU, one process):\n\n"
             + calls
-            + "\n\nA search runs a handful of SQL statements and re-checks tens of rows, so "
-            "the instrumentation adds a few tens of microseconds to a search that takes "
-            "tens of milliseconds.",
+            + "\n\nA search through MCP passes the MCP, audit and search wrappers once, and a "
+            "handful of SQL statements and tens of re-checked rows add their stage times: about "
+            "0.2 ms in all on this loaded machine, against a search p50 of 40 ms or more "
+            "(under 0.5 %).",
         )
     return 0
