@@ -102,6 +102,9 @@ CHECKS: dict[str, Callable[[], str | None]] = {
     "wrk (throughput benchmark load generator)": _apt_binary(
         "wrk", "wrk", "bench throughput drives the MCP endpoint with it"
     ),
+    "prometheus (monitoring tests: promtool, a real scrape)": _apt_binary(
+        "promtool", "prometheus", "the alert rules and the dashboard run on a real Prometheus"
+    ),
 }
 
 
