@@ -88,12 +88,15 @@ def test_prometheus_scrapes_kb_and_evaluates_dashboard_and_alerts(
             assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
             assert time.monotonic() < deadline, (tmp_path / "prometheus.log").read_text()[-2000:]
             try:
+                # 503 (plain text) until Prometheus has started: not ready yet.
+                ready = httpx.get(f"{api}/-/ready", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            if ready:
                 up = _query(api, 'count_over_time(up{job="kb-server"}[1m])')
                 result = up.get("data", {}).get("result", [])
                 if result and float(result[0]["value"][1]) >= 4:
                     break
-            except httpx.HTTPError:
-                pass
             time.sleep(0.5)
         assert _query(api, 'up{job="kb-server"}')["data"]["result"][0]["value"][1] == "1"
 
