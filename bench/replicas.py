@@ -395,10 +395,14 @@ def main(argv: list[str]) -> int:
 
     if not args.skip_replicas:
         before = os.getloadavg()[0]
-        trials, (clients, searches, rate) = _kept(
-            "replicas", lambda: run_replicas(args.replicas, args.trials, args.seconds)
+        trials, (clients, searches, rate), readyz = _kept(
+            "replicas",
+            lambda: (*run_replicas(args.replicas, args.trials, args.seconds), list(READYZ_MS)),
         )
-        load_replicas = f"{before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+        load_replicas = _kept(
+            "load_replicas",
+            lambda: f"{before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
+        )
         rows: list[list[object]] = [
             ["admin call returns (policy committed)", *_ms([t.ack for t in trials])],
             ["every replica's snapshot at the new version (`/readyz`)",
@@ -409,7 +413,7 @@ def main(argv: list[str]) -> int:
              *_ms([t.all_clean for t in trials])],
         ]  # fmt: skip
         searches_ms = 1000 * statistics.median([t.all_clean - t.first_clean for t in trials])
-        readyz_ms = statistics.median(READYZ_MS)
+        readyz_ms = statistics.median(readyz)
         parts.append(
             f"""### Revocation through the balancer
 
@@ -453,7 +457,10 @@ no CPU: more replicas pay off on more machines (docs/scaling.md)."""
 
             runs = _kept("workers", measure_workers)
         base = runs[0].chunks / runs[0].seconds
-        load_workers = f"{before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+        load_workers = _kept(
+            "load_workers",
+            lambda: f"{before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
+        )
         ratio_all = runs[1].chunks / runs[1].seconds / base
         ratio_one = runs[2].chunks / runs[2].seconds / base
         rows = [
@@ -477,10 +484,11 @@ of one source never overlap, so there is one source per job to spread. "threads"
 
 Load average during this part: {load_workers}. Two workers: {ratio_all:.2f}x the chunks/s
 of one with every core each, {ratio_one:.2f}x with
-one thread each. On a machine this busy with other processes the figures say how the
-queue spreads sources over workers (every run succeeded, each source once), not what a core
-embeds: a second process also takes a larger share of a contended CPU. The per-core figure
-is in "Ingestion" and "Embedding backends" above (one process on a quieter machine)."""
+one thread each. On a machine this busy with other processes the ratio depends on the
+share of the contended CPU the workers get and varies from run to run, so these rows
+show the queue spreading
+sources over workers (every run succeeded, each source synced once), not what a core
+embeds. The per-core figures are in "Ingestion" and "Embedding backends" above."""
         )
 
     if not args.skip_sizing:
