@@ -282,15 +282,18 @@ def _save_json(rows: list[Row], listed: list[ListingRow], info: RunInfo) -> Path
     return path
 
 
-def _current_blocks() -> dict[int, str]:
+def _current_blocks() -> tuple[dict[int, str], str]:
+    """The section's ``### N chunks`` blocks by size, and its hand-written ``### Findings``
+    block (kept as it is, after the measured blocks)."""
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else ""
     m = re.search(rf"^## {re.escape(HEADING)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
     if not m:
-        return {}
+        return {}, ""
     blocks = {}
     for b in re.finditer(r"^### ([\d,]+) chunks\n.*?(?=^### |\Z)", m.group(1), re.S | re.M):
         blocks[int(b.group(1).replace(",", ""))] = b.group(0).rstrip() + "\n"
-    return blocks
+    found = re.search(r"^### Findings\n.*?(?=^### |\Z)", m.group(1), re.S | re.M)
+    return blocks, found.group(0).rstrip() + "\n" if found else ""
 
 
 def publish(rows: list[Row], listed: list[ListingRow], info: RunInfo, *, write: bool) -> None:
@@ -303,9 +306,9 @@ def publish(rows: list[Row], listed: list[ListingRow], info: RunInfo, *, write: 
     size = f"{info.chunks // 10**6}m" if info.chunks % 10**6 == 0 else f"{info.chunks // 1000}k"
     name = f"search_recall_{size}.png"
     plot(rows, info, IMG_DIR / name)
-    blocks = _current_blocks()
+    blocks, findings = _current_blocks()
     blocks[info.chunks] = _block(rows, listed, info, f"img/{name}")
-    body = INTRO + "\n" + "\n".join(blocks[n] for n in sorted(blocks))
+    body = INTRO + "\n" + "\n".join([*(blocks[n] for n in sorted(blocks)), findings])
     write_section(HEADING, body)
     print(f"wrote docs/benchmarks.md ({HEADING}) and docs/img/{name}")
 
