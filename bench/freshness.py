@@ -495,9 +495,11 @@ def main(argv: list[str]) -> int:
     per_trial = sorted(set(reauthorized))
     print(f"authorization-only updates per files trial (tighten + loosen): {per_trial}")
     if not args.no_write:
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         note = (
             f"`python -m bench freshness` on {platform.machine()} with {os.cpu_count()} cores, "
-            "the machine shared with other work (times are wall clock and include each poll's "
+            f"the machine shared with other work (load average {load} at the end; "
+            "times are wall clock and include each poll's "
             "MCP round-trip). One `kb worker` runs the watchers, `kb serve` answers MCP `search` "
             "over HTTP with dev tokens. Files: watch mode (inotify through watchfiles, 50 ms "
             f"debounce); SQL: MariaDB, watch mode polled every {args.interval:g} s (count, key "
