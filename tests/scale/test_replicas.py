@@ -34,8 +34,10 @@ from tests.scale.topology import (
     Replicas,
     admin_call,
     hit_ids,
+    make_example_cert,
     mcp_client,
     post_mcp,
+    render_deploy_conf,
     replica_config,
 )
 
@@ -43,6 +45,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
 BALANCER_PORT = 18600
 REPLICA_PORTS = (18601, 18602, 18603)
+TLS_PORT = 18604
 TOOLS_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
 QUERY = "Project Heron launch plan"
 NOTES = {
@@ -230,3 +233,39 @@ async def test_revocation_through_one_replica_reaches_every_replica(topology: To
     listed, _ = await admin_call(topology.url, topology.admin, "GET", "/admin/policies")
     rule = next(i for i in listed["items"] if i.get("effect") == "deny")
     await admin_call(topology.url, topology.admin, "DELETE", f"/admin/policies/{rule['id']}")
+
+
+async def test_tls_balancer_from_the_deployment_config(
+    topology: Topology, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """deploy/nginx/kb.conf itself (TLS, the example certificate) in front of the replicas."""
+    import ssl
+
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    root = tmp_path_factory.mktemp("tls")
+    certs = make_example_cert(root / "certs")
+    conf = render_deploy_conf(
+        root / "nginx", https_port=TLS_PORT, http_port=TLS_PORT + 1,
+        upstreams=REPLICA_PORTS, certs=certs,
+    )  # fmt: skip
+    trust = ssl.create_default_context(cafile=str(certs / "kb.crt"))
+    headers = {"Authorization": f"Bearer {topology.token('alice')}"}
+    with Nginx(root / "nginx", TLS_PORT, REPLICA_PORTS, conf=conf):
+        async with httpx2.AsyncClient(verify=trust, headers=headers, timeout=60) as http:
+            transport = streamable_http_client(
+                f"https://localhost:{TLS_PORT}/mcp", http_client=http
+            )
+            async with Client(transport, mode="2026-07-28", cache=None) as client:
+                ids = hit_ids(await client.call_tool("search", {"query": QUERY}))
+            assert topology.heron in ids
+            # Plain HTTP only redirects to HTTPS: a token is never answered in clear text.
+            plain = await http.post(f"http://127.0.0.1:{TLS_PORT + 1}/mcp", json=TOOLS_LIST)
+            assert plain.status_code == 308
+            assert plain.headers["location"].startswith("https://")
+        # An untrusting client refuses the self-signed certificate.
+        async with httpx2.AsyncClient(timeout=30) as untrusting:
+            with pytest.raises(httpx2.ConnectError):
+                await untrusting.get(f"https://localhost:{TLS_PORT}/healthz")
