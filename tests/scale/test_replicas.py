@@ -15,11 +15,13 @@ replicas; ``X-Kb-Upstream`` (test config only) names the replica of each answer.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -233,6 +235,36 @@ async def test_revocation_through_one_replica_reaches_every_replica(topology: To
     listed, _ = await admin_call(topology.url, topology.admin, "GET", "/admin/policies")
     rule = next(i for i in listed["items"] if i.get("effect") == "deny")
     await admin_call(topology.url, topology.admin, "DELETE", f"/admin/policies/{rule['id']}")
+
+
+async def test_console_session_sticks_to_the_replica_that_signed_the_admin_in(
+    topology: Topology,
+) -> None:
+    """The console keeps its sign-in session in one replica's memory, so the balancer pins
+    console pages to a replica per client address (ip_hash), while MCP stays round-robin."""
+    async with httpx.AsyncClient(base_url=topology.url, timeout=120) as http:
+        form = await http.get("/admin/ui/signin")
+        assert form.status_code == 200
+        pre = re.search(r'name="pre" value="([^"]+)"', form.text)
+        assert pre is not None
+        signed = await http.post(
+            "/admin/ui/signin",
+            data={"pre": pre[1], "token": topology.admin, "next": "/admin/ui/"},
+        )
+        assert signed.status_code == 303, signed.text
+        assert http.cookies.get("kb_console", path="/admin/ui")
+        served = {signed.headers["x-kb-upstream"]}
+        for _ in range(2 * len(REPLICA_PORTS)):
+            page = await http.get("/admin/ui/sources")
+            # Round-robin would land on a replica without the session: a sign-in redirect.
+            assert page.status_code == 200, (page.status_code, page.headers.get("location"))
+            assert "handbook" in page.text
+            served.add(page.headers["x-kb-upstream"])
+        assert len(served) == 1, served
+        # Without a session the console refuses, whichever replica answers.
+        http.cookies.clear()
+        anonymous = await http.get("/admin/ui/sources")
+        assert anonymous.status_code in (302, 303, 307), anonymous.status_code
 
 
 async def test_tls_balancer_from_the_deployment_config(

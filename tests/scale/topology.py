@@ -94,6 +94,11 @@ http {{
 {servers}
         keepalive 32;
     }}
+    upstream kb_console {{
+        ip_hash;
+{servers}
+        keepalive 4;
+    }}
     server {{
         listen 127.0.0.1:{port};
         # Test only: which replica answered.
