@@ -106,6 +106,19 @@ class Document(Base):
         Index("ix_documents_modified_at", "modified_at"),
         # Migration 0003: the "document not soft-deleted" check of every chunk query.
         Index("ix_documents_deleted", "id", postgresql_where=text("deleted_at IS NOT NULL")),
+        # Migration 0007: metadata conditions (JSONB containment) and prefix rules.
+        Index(
+            "ix_documents_metadata",
+            "metadata",
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        ),
+        Index(
+            "ix_documents_collection_prefix",
+            "collection",
+            postgresql_ops={"collection": "text_pattern_ops"},
+        ),
+        Index("ix_documents_path_prefix", "path", postgresql_ops={"path": "text_pattern_ops"}),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
@@ -152,6 +165,13 @@ class Chunk(Base):
         ),
         Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),
         Index("ix_chunks_acl", "acl", postgresql_using="gin"),
+        # Migration 0007: a policy's metadata conditions compile to JSONB containment.
+        Index(
+            "ix_chunks_doc_metadata",
+            "doc_metadata",
+            postgresql_using="gin",
+            postgresql_ops={"doc_metadata": "jsonb_path_ops"},
+        ),
         Index("ix_chunks_source_collection", "source", "collection"),
         Index(
             "ix_chunks_collection_prefix",
