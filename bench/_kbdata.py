@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg.types.json import Jsonb
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -161,7 +162,9 @@ def bulk_load(dsn: str, docs: Sequence[BulkDoc], *, rebuild_index: bool = True) 
                  "text[]", "text", "jsonb"]
             )  # fmt: skip
             for d in docs:
-                meta = json.dumps(d.metadata)
+                # Jsonb, not json.dumps: a str in a binary COPY to jsonb is stored as a JSON
+                # string, and metadata conditions (containment) would never match it.
+                meta = Jsonb(d.metadata)
                 for i, (text, vec) in enumerate(zip(d.chunks, d.vectors, strict=True)):
                     copy.write_row(
                         (d.id, i, d.title, text, np.asarray(vec, dtype=np.float32), d.source,
