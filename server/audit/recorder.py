@@ -203,7 +203,7 @@ class AuditRecorder:
             return None if value is None else clean_text(value)
 
         observe_audited(transport, method, outcome)  # denials and not-found (/metrics)
-        return {
+        row: dict[str, Any] = {
             "principals": sorted(clean_text(p) for p in principals),
             "client_id": text(client_id),
             "transport": clean_text(transport),
@@ -216,9 +216,14 @@ class AuditRecorder:
             "outcome": outcome,
             "error": text(error),
             "latency_ms": round(latency_ms, 3),
-            # The HTTP request's id, as in its log lines (None for CLI actions).
-            "request_id": current_request_id(),
         }
+        # The HTTP request's id, as in its log lines. Left out, not NULL, when there is none
+        # (CLI actions): `kb backup` of a database older than migration 0005 (the documented
+        # backup-before-upgrade path) writes its audit row into a table without the column.
+        request_id = current_request_id()
+        if request_id is not None:
+            row["request_id"] = request_id
+        return row
 
     def write_failed(self, row: Mapping[str, Any], exc: BaseException) -> None:
         # Never silent: the record itself goes to the log either way.
