@@ -10,6 +10,7 @@ import itertools
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,21 +49,40 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPost
     server.stop()
 
 
-@pytest.fixture
-def fresh_database(pg_server: EmbeddedPostgres) -> Iterator[str]:
-    """A new, migrated, empty database for one test; dropped afterwards. Yields a libpq URI."""
-    name = f"t_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+@contextmanager
+def cloned_database(pg_server: EmbeddedPostgres, prefix: str) -> Iterator[str]:
+    """A new, migrated, empty database cloned from the template; dropped afterwards.
+
+    Yields its libpq URI. Every fixture that needs a database of its own (per test, per
+    module, per session) goes through here."""
+    name = f"{prefix}_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(pg_server.admin_uri, autocommit=True) as conn:
         conn.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                 sql.Identifier(name), sql.Identifier(TEMPLATE_DB)
             )
         )
-    yield pg_server.uri(name)
-    with psycopg.connect(pg_server.admin_uri, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    try:
+        yield pg_server.uri(name)
+    finally:
+        with psycopg.connect(pg_server.admin_uri, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def fresh_database(pg_server: EmbeddedPostgres) -> Iterator[str]:
+    """A new, migrated, empty database for one test; dropped afterwards. Yields a libpq URI."""
+    with cloned_database(pg_server, "t") as uri:
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def module_database(pg_server: EmbeddedPostgres) -> Iterator[str]:
+    """A migrated database shared by every test (and server process) of one module."""
+    with cloned_database(pg_server, "m") as uri:
+        yield uri
 
 
 @pytest.fixture

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from server.db.embedded import EmbeddedPostgres
-from tests.conftest import TEMPLATE_DB
+from tests.conftest import cloned_database
 from tests.console.harness import Stack, console_stack
 
 
 @pytest.fixture(scope="module")
 def console_database(pg_server: EmbeddedPostgres) -> Iterator[str]:
-    name = f"console_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server.admin_uri, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(TEMPLATE_DB)
-            )
-        )
-    yield pg_server.uri(name)
-    with psycopg.connect(pg_server.admin_uri, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    with cloned_database(pg_server, "console") as uri:
+        yield uri
 
 
 @pytest.fixture(scope="module")

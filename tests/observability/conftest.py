@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import socket
 import subprocess
 import uuid
@@ -27,10 +26,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from prometheus_client.parser import text_string_to_metric_families
-from psycopg import sql
 
 from server.db.embedded import EmbeddedPostgres
-from tests.conftest import TEMPLATE_DB
+from tests.conftest import cloned_database
 from tests.support.server_process import KB, REPO, ServerProcess, server_env
 
 # This helper's port range (see the task): no collision with parallel test runs.
@@ -146,18 +144,8 @@ def sample_names(families: dict[str, Any]) -> set[str]:
 
 @pytest.fixture(scope="session")
 def served_database(pg_server: EmbeddedPostgres) -> Iterator[str]:
-    name = f"obs_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(pg_server.admin_uri, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(TEMPLATE_DB)
-            )
-        )
-    yield pg_server.uri(name)
-    with psycopg.connect(pg_server.admin_uri, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    with cloned_database(pg_server, "obs") as uri:
+        yield uri
 
 
 @pytest.fixture(scope="session")
