@@ -8,7 +8,6 @@ token even carries the admin scope) and an API key narrowed to one source.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.live_server import free_port_in
 from tests.support.server_process import KB, REPO, ServerProcess, server_env
 
 PORTS = range(18400, 18500)
@@ -43,14 +43,7 @@ HANDBOOK = {
 
 
 def free_port_in_range(start: int = 0) -> int:
-    for port in list(PORTS)[start:]:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 18400-18499")
+    return free_port_in(PORTS, start)
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.db.embedded import EmbeddedPostgres
 from tests.conftest import cloned_database
+from tests.support.live_server import free_port_in
 from tests.support.server_process import KB, REPO, ServerProcess, server_env
 
 # This helper's port range (see the task): no collision with parallel test runs.
@@ -52,15 +52,8 @@ DOCS = {
 
 
 def port_in_range() -> int:
-    for _ in range(len(PORTS)):
-        port = PORTS[next(_next_port) % len(PORTS)]
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 18500-18599")
+    # Round the range, so a port just freed by the previous server is tried last.
+    return free_port_in(PORTS, next(_next_port) % len(PORTS))
 
 
 @dataclass

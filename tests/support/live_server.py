@@ -17,6 +17,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_in(ports: range, start: int = 0) -> int:
+    """A port of ``ports`` that can be bound now, trying from ``ports[start]`` round.
+
+    Tests that run real processes take ports from a range of their own, so that two
+    suites on one machine (or a process a killed run left behind) do not collide."""
+    for i in range(len(ports)):
+        port = ports[(start + i) % len(ports)]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+
+
 class LiveServer:
     """``with LiveServer(app) as srv: httpx.get(srv.url + "/healthz")``."""
 
