@@ -89,7 +89,15 @@ _TOKEN = object()
 class AccessFilter:
     """What one caller may read, at one policy version. Immutable."""
 
-    __slots__ = ("_permits", "_where", "caller", "exact", "is_admin", "policy_version")
+    __slots__ = (
+        "_permits",
+        "_where",
+        "caller",
+        "disabled_sources",
+        "exact",
+        "is_admin",
+        "policy_version",
+    )
 
     def __init__(
         self,
@@ -101,11 +109,15 @@ class AccessFilter:
         permits: Callable[[RowAttributes], bool],
         is_admin: bool,
         exact: bool,
+        disabled_sources: frozenset[str],
     ) -> None:
         if token is not _TOKEN:
             raise TypeError("AccessFilter is made by the policy engine only")
         self.caller = caller
         self.policy_version = policy_version
+        # The sources switched off in the snapshot this filter was made from: they change
+        # what it allows without a new policy version, so caches of answers key on them too.
+        self.disabled_sources = disabled_sources
         self.is_admin = is_admin
         # True when the SQL predicate decides exactly what ``permits`` decides (every rule
         # of this caller compiled as written), so a count may be taken in SQL alone.
@@ -141,6 +153,7 @@ def make_access_filter(
     permits: Callable[[RowAttributes], bool],
     is_admin: bool = False,
     exact: bool = False,
+    disabled_sources: frozenset[str] = frozenset(),
 ) -> AccessFilter:
     """Build a filter. Only ``policies/`` may call this (enforced by a lint test).
 
@@ -155,6 +168,7 @@ def make_access_filter(
         permits=permits,
         is_admin=is_admin,
         exact=exact,
+        disabled_sources=disabled_sources,
     )
 
 

@@ -171,6 +171,7 @@ class PolicyEngine:
             permits=permits,
             is_admin=compiled.is_admin,
             exact=compiled.exact,
+            disabled_sources=snapshot.disabled_sources,
         )
 
     def _compiled(self, snapshot: PolicySnapshot, principals: frozenset[str]) -> _Compiled:

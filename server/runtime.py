@@ -23,6 +23,7 @@ from server.db import migrate
 from server.db.engine import Database, DatabaseTarget, check_database, resolve_database
 from server.db.replicas import ReadRouter, open_read_router
 from server.embeddings import AsyncEmbedder, Embedder, load_embedder
+from server.search.source_counts import NoGeneration, SourceCounts, follow_documents
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ class Runtime:
     # (server/db/replicas.py), else the primary. open_runtime passes it; default: primary.
     read_router: InitVar[ReadRouter | None] = None
     reads: ReadRouter = field(init=False)
+    # list_sources answers per caller, dropped on every documents write any process makes
+    # (server/search/source_counts.py); open_runtime follows the writes, default: no cache.
+    source_counts: SourceCounts = field(default_factory=lambda: SourceCounts(NoGeneration()))
     # Built from settings and db in __post_init__, so every Runtime has them.
     auth: Authenticator = field(init=False)
     audit: AuditRecorder = field(init=False)
@@ -133,6 +137,7 @@ async def open_runtime(
                 max_age=settings.policy.max_age_s,
             ) as policies,
             open_read_router(settings, resolved, db, [POLICY_CHANNEL]) as reads,
+            follow_documents(resolved.dsn, reads.barrier, watch=watch_policies) as documents,
         ):
             yield Runtime(
                 settings,
@@ -142,6 +147,7 @@ async def open_runtime(
                 version,
                 policies=policies,
                 read_router=reads,
+                source_counts=SourceCounts(documents),
             )
     finally:
         if async_embedder is not None:

@@ -45,7 +45,12 @@ class McpState:
     def of_runtime(cls, runtime: Runtime, *, fixed_caller: Caller | None = None) -> McpState:
         return cls(
             settings=runtime.settings,
-            search=SearchService(runtime.reads, runtime.require_embedder(), runtime.settings),
+            search=SearchService(
+                runtime.reads,
+                runtime.require_embedder(),
+                runtime.settings,
+                source_counts=runtime.source_counts,
+            ),
             policies=runtime.policies,
             audit=runtime.audit,
             fixed_caller=fixed_caller,

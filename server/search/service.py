@@ -47,6 +47,7 @@ from server.search.schemas import (
     document_uri,
     source_uri,
 )
+from server.search.source_counts import NoGeneration, SourceCounts
 from server.search.timing import phase
 from server.search.validation import (
     CHUNK_NOT_FOUND,
@@ -241,12 +242,18 @@ class SearchService:
         embedder: AsyncEmbedder,
         settings: Settings,
         tuning: SearchTuning | None = None,
+        *,
+        source_counts: SourceCounts | None = None,
     ) -> None:
         self._db = db
         self._embedder = embedder
         self._settings = settings
         self.tuning = tuning or SearchTuning()
         self.scope_sizes = ScopeSizes(self.tuning.scope_ttl_s)
+        # The runtime's (shared by every service of the process); alone: never cached.
+        self.source_counts = (
+            SourceCounts(NoGeneration()) if source_counts is None else source_counts
+        )
 
     # ------------------------------------------------------------------ search
     @observed_search  # duration, embed/database/re-check stages, hits (/metrics)
@@ -517,9 +524,11 @@ class SearchService:
         )
 
     async def list_sources(self, access: AccessFilter) -> tuple[SourceSummary, ...]:
-        """Sources with at least one document the caller may read, with their counts."""
-        async with self._db.sessions() as session, session.begin():
-            rows = await repo.count_documents(session, access)
+        """Sources with at least one document the caller may read, with their counts.
+
+        Cached per caller until any document is written (:mod:`.source_counts`).
+        """
+        rows = await self.source_counts.get(access, lambda: self._count_documents(access))
         by_source: dict[str, list[repo.CollectionRow]] = {}
         for row in rows:
             by_source.setdefault(row.source, []).append(row)
@@ -534,6 +543,10 @@ class SearchService:
             )
             for name, group in sorted(by_source.items())
         )
+
+    async def _count_documents(self, access: AccessFilter) -> list[repo.CollectionRow]:
+        async with self._db.sessions() as session, session.begin():
+            return await repo.count_documents(session, access)
 
     async def list_documents(
         self,
