@@ -149,52 +149,10 @@ async def measure(
 async def listing(
     dsn: str, callers: list[BenchCaller], expected_docs: list[int], reps: int
 ) -> list[ListingRow]:
-    """``list_sources`` through the use case (policy filter, counts in SQL, audit row)."""
-    from core.identity import Caller
-    from policies.engine import PolicyEngine
-    from policies.rules import parse_policy_yaml
-    from server.audit.recorder import AuditRecorder
-    from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
-    from server.search import SearchService
-    from server.settings import Settings
-    from server.usecases import reading
+    """``list_sources`` through the use case, cold and warm (bench/_recall_listing.py)."""
+    from bench._recall_listing import listing as cold_and_warm
 
-    engine = PolicyEngine.of(parse_policy_yaml(policy_yaml(callers)), version=1)
-    settings = Settings(database={"url": dsn}, home="/tmp/kb-bench-home")
-    db = Database.open(DatabaseTarget(to_sqlalchemy_url(dsn)), settings)
-    ctx = reading.Readers(
-        search=SearchService(db, None, settings),  # type: ignore[arg-type]
-        policies=engine,
-        audit=AuditRecorder(db, settings.audit),
-    )
-    times: list[list[float]] = [[] for _ in callers]
-    counted: list[int] = [0 for _ in callers]
-    order = random.Random(5)
-    idx = list(range(len(callers)))
-    try:
-        for rep in range(reps + 1):
-            order.shuffle(idx)
-            for ci in idx:
-                t0 = time.perf_counter()
-                found = await reading.list_sources(ctx, Caller.of(*callers[ci].principals))
-                took = (time.perf_counter() - t0) * 1000
-                if rep:  # the first round warms up
-                    times[ci].append(took)
-                counted[ci] = sum(s.documents for s in found)
-    finally:
-        await db.dispose()
-    return [
-        ListingRow(
-            shape=c.shape,
-            level=c.level,
-            documents=counted[ci],
-            expected=expected_docs[ci],
-            p50_ms=percentile(times[ci], 50),
-            p95_ms=percentile(times[ci], 95),
-            all_ms=times[ci],
-        )
-        for ci, c in enumerate(callers)
-    ]
+    return await cold_and_warm(dsn, callers, expected_docs, reps)
 
 
 def main(argv: list[str]) -> int:
