@@ -65,7 +65,7 @@ def _term_plan(conn: psycopg.Connection) -> str:
 
 def test_the_tokeniser_promises_a_few_rows(fresh_database: str) -> None:
     with psycopg.connect(fresh_database) as conn:
-        rows = dict(
+        rows: dict[str, float] = dict(
             conn.execute(
                 "SELECT proname, prorows FROM pg_proc"
                 " WHERE proname IN ('kb_bm25_terms', 'kb_bm25_token_terms')"
