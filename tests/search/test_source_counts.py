@@ -31,10 +31,11 @@ from policies.listener import refresh
 from policies.rules import AccessRule
 from server.db.engine import make_sync_engine
 from server.db.models import Document, Source
+from server.db.replicas import DOCUMENTS_CHANNEL, RevocationBarrier
 from server.ingest import repository as ingest
 from server.runtime import Runtime, open_runtime
 from server.search import SearchService
-from server.search.source_counts import APPLICATION_NAME, DocumentsGeneration
+from server.search.source_counts import APPLICATION_NAME, BarrierGeneration, DocumentsGeneration
 from server.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -337,3 +338,29 @@ async def test_concurrent_misses_share_one_query(settings: Settings) -> None:
         answers = await asyncio.gather(*(w.counts(ENG) for _ in range(8)))
         assert answers == [ENG_COUNTS] * 8
         assert w.rt.source_counts.computed == computed + 1  # one query answered all eight
+
+
+async def test_with_read_replicas_the_barrier_is_the_generation(settings: Settings) -> None:
+    """The barrier's count moves only after it raised the position replicas must reach."""
+    assert settings.database.url is not None
+    dsn = settings.database.url.get_secret_value()
+    barrier = RevocationBarrier(dsn, [DOCUMENTS_CHANNEL], max_lag_s=None)
+    generation = BarrierGeneration(barrier)
+    assert generation.current() is None  # not listening yet: nothing cached
+    await barrier.start()
+    try:
+        await until(lambda: generation.current() is not None, "the barrier listening")
+        before, raised = generation.current(), barrier.required()
+
+        def write() -> None:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("SELECT pg_notify(%s, '')", (DOCUMENTS_CHANNEL,))
+                conn.execute("SELECT pg_current_wal_insert_lsn()")
+
+        await asyncio.to_thread(write)
+        await until(lambda: generation.current() != before, "the barrier heard it")
+        required = barrier.required()
+        assert required is not None and raised is not None and required >= raised
+    finally:
+        await barrier.stop()
+    assert generation.current() is None
