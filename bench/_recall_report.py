@@ -204,6 +204,12 @@ def plot(rows: list[Row], info: RunInfo, path: Path) -> None:
     plt.close(fig)
 
 
+def _load_text(ld: LoadTimes) -> str:
+    if ld.reused:
+        return "Database kept from the run that loaded it (`--keep`), whose load took:"
+    return "Load (tables UNLOGGED, binary COPY, indexes built after it):"
+
+
 def _block(rows: list[Row], listed: list[ListingRow], info: RunInfo, image: str) -> str:
     configs = list(dict.fromkeys(r.config for r in rows))
     ld = info.load
@@ -215,10 +221,12 @@ def _block(rows: list[Row], listed: list[ListingRow], info: RunInfo, image: str)
 
 `{info.command}`: {info.documents:,} documents x 4 chunks, {info.real_vectors:,} real
 MiniLM vectors (the rest noisy copies), {info.queries} queries; {ld.versions}; {info.machine}.
-COPY {ld.copy_s:.0f} s; HNSW build {ld.hnsw_s:.0f} s (m=16, ef_construction=64,
-`maintenance_work_mem` {ld.maintenance_work_mem}, 2 parallel workers); the other chunk
-indexes {ld.other_indexes_s:.0f} s; chunks table {ld.table_mb:,.0f} MB, HNSW index
-{ld.hnsw_mb:,.0f} MB; ground truth {info.truth_s:.0f} s; whole run {info.total_s / 60:.1f} min;
+{_load_text(ld)} COPY {ld.copy_s:.0f} s; HNSW build {ld.hnsw_s:.0f} s (m=16,
+ef_construction=64, `maintenance_work_mem` {ld.maintenance_work_mem}, 2 parallel workers); the
+other chunk indexes {ld.other_indexes_s:.0f} s; chunks table {ld.table_mb:,.0f} MB, HNSW index
+{ld.hnsw_mb:,.0f} MB; ground truth {info.truth_s:.0f} s; whole run {info.total_s / 60:.1f} min{
+        " (without the load)" if ld.reused else ""
+    };
 peak memory (PSS, sampled each second) {info.peak_total_mb / 1024:.1f} GiB: the benchmark
 process {info.peak_self_mb / 1024:.1f} GiB, PostgreSQL {info.peak_postgres_mb / 1024:.1f} GiB.
 
@@ -281,8 +289,16 @@ with 40 candidates (what `search` asks for top-10).
   short, redone exactly).
 - Configurations: **production** (`SearchTuning()` as shipped); **pgvector-defaults**
   (`ef_search` 40, `max_scan_tuples` 20,000, no pre-count); **planner-only** (the shipped
-  HNSW settings, no pre-count: pgvector's cost model alone picks the plan). Callers and
-  configurations are shuffled per query, so a slow spell of the shared machine hits all.
+  HNSW settings, no pre-count: pgvector's cost model alone picks the plan); the others
+  (`CONFIGS` in bench/search_recall.py) override one or two `SearchTuning` fields, named
+  after them (`ef400`: `ef_search` 400; `strict`: `hnsw.iterative_scan = strict_order`;
+  `exact50k`: exact scan below 50,000 allowed chunks). Callers and configurations are
+  shuffled per query, so a slow spell of the shared machine hits all.
+- **Load**: `documents` and `chunks` are UNLOGGED in the benchmark (no WAL for the COPY
+  and the index builds; reads and plans are those of a logged table), the vectors go in
+  by binary COPY and the chunk indexes are built after it. `--keep DIR` keeps the loaded
+  database (keyed by chunk count and a digest of the generated corpus) and later runs
+  reuse it, so a tuning run at a million chunks skips the load.
 """
 
 

@@ -18,7 +18,11 @@ Corpus: :mod:`bench._recall_corpus`; callers: :mod:`bench._recall_policy`; truth
 :mod:`bench._recall_report`.
 
 Usage: python -m bench search_recall [--chunks 100000] [--queries 100]
-       [--configs production,pgvector-defaults] [--no-write]
+       [--configs production,pgvector-defaults] [--keep DIR [--rebuild]] [--no-write]
+
+``--keep DIR`` keeps the loaded database (indexes built) in ``DIR/<chunks>-<digest>`` and
+reuses it on the next run with the same corpus (:mod:`bench._recall_load`), so tuning runs
+at a million chunks skip the 20-minute COPY and HNSW build.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import numpy as np
 
 from bench._kbdata import cisi_queries, embed_cached, load_embedder, percentile
 from bench._recall_corpus import REAL_TEXTS, expand, make_corpus, passages, real_vectors
-from bench._recall_load import chunk_rows, load, scratch_server
+from bench._recall_load import chunk_rows, kept_home, load, remember, reuse, scratch_server
 from bench._recall_memory import PeakMemory
 from bench._recall_plan import PlanProbe, classify_all
 from bench._recall_policy import BenchCaller, allowed_documents, make_callers, policy_yaml
@@ -49,6 +53,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "production": {},
     "pgvector-defaults": {"exact_scan_below": 0, "ef_search": 40, "max_scan_tuples": 20_000},
     "planner-only": {"exact_scan_below": 0},
+    # Tuning experiments (issue 11): the HNSW walk's width, its order, the exact threshold.
+    "ef200": {"ef_search": 200},
+    "ef400": {"ef_search": 400},
+    "ef800": {"ef_search": 800},
+    "ef400-strict": {"ef_search": 400, "iterative_scan": "strict_order"},
+    "ef400-exact50k": {"ef_search": 400, "exact_scan_below": 50_000},
 }
 EXPLAINED_QUERIES = 3  # plans recorded for the first few queries of each caller
 
@@ -163,6 +173,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--listing-reps", type=int, default=20)
     parser.add_argument("--maintenance-work-mem", default="3GB")
     parser.add_argument("--tmp-prefix", default="kb-bench-recall")
+    parser.add_argument(
+        "--keep", metavar="DIR", help="Keep the loaded database under DIR; reuse it if there."
+    )
+    parser.add_argument("--rebuild", action="store_true", help="With --keep: load afresh.")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/ alone.")
     parser.add_argument(
         "--republish", metavar="JSON", help="Rewrite the docs from a saved run (bench/out/)."
@@ -198,10 +212,16 @@ def _run(args: argparse.Namespace, configs: list[str], memory: PeakMemory) -> in
     truth_rows = exact_top(corpus.vectors, queries, rows_allowed)
     truth_s = time.perf_counter() - t0
     print(f"ground truth (numpy, {len(callers)} callers x {len(queries)} queries): {truth_s:.0f} s")
-    with scratch_server(args.tmp_prefix, memory) as dsn:
-        loaded = load(dsn, corpus, args.maintenance_work_mem)
+    home = kept_home(Path(args.keep), corpus, rebuild=args.rebuild) if args.keep else None
+    with scratch_server(args.tmp_prefix, memory, keep=home) as dsn:
+        loaded = reuse(dsn, home, corpus) if home is not None else None
+        if loaded is None:
+            loaded = load(dsn, corpus, args.maintenance_work_mem)
+            if home is not None:
+                remember(home, loaded)
         print(
-            f"loaded {len(corpus.vectors):,} chunks: COPY {loaded.copy_s:.0f} s, HNSW"
+            f"{'reused' if loaded.reused else 'loaded'} {len(corpus.vectors):,} chunks"
+            f"{f' (kept in {home})' if home else ''}: COPY {loaded.copy_s:.0f} s, HNSW"
             f" {loaded.hnsw_s:.0f} s, other indexes {loaded.other_indexes_s:.0f} s",
             flush=True,
         )

@@ -148,10 +148,11 @@ class ScanTuning:
 
     ef_search: int
     max_scan_tuples: int
+    iterative_scan: str = _ITERATIVE_SCAN  # or "strict_order"
 
     def settings(self) -> dict[str, str]:
         return {
-            "hnsw.iterative_scan": _ITERATIVE_SCAN,
+            "hnsw.iterative_scan": self.iterative_scan,
             "hnsw.ef_search": str(self.ef_search),
             "hnsw.max_scan_tuples": str(self.max_scan_tuples),
         }

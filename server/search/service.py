@@ -86,6 +86,7 @@ class SearchTuning:
     # ef_search is max(this, candidates); max_scan_tuples bounds one iterative HNSW scan.
     ef_search: int = 100
     max_scan_tuples: int = 50_000
+    iterative_scan: str = "relaxed_order"
     # How long a caller's "is the allowed set below exact_scan_below" answer is reused
     # (0: count before every vector query).
     scope_ttl_s: float = 30.0
@@ -381,7 +382,11 @@ class SearchService:
 
     def _scan(self, limit: int) -> repo.ScanTuning:
         t = self.tuning
-        return repo.ScanTuning(ef_search=max(t.ef_search, limit), max_scan_tuples=t.max_scan_tuples)
+        return repo.ScanTuning(
+            ef_search=max(t.ef_search, limit),
+            max_scan_tuples=t.max_scan_tuples,
+            iterative_scan=t.iterative_scan,
+        )
 
     async def _vector(
         self,
