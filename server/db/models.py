@@ -119,6 +119,13 @@ class Document(Base):
             postgresql_ops={"collection": "text_pattern_ops"},
         ),
         Index("ix_documents_path_prefix", "path", postgresql_ops={"path": "text_pattern_ops"}),
+        # Migration 0009: list_sources' counts as an index-only scan for broad callers.
+        Index(
+            "ix_documents_live_source_collection",
+            "source",
+            "collection",
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(

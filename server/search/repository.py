@@ -471,6 +471,17 @@ async def list_documents(
     return [_document_row(d) for d in rows if access.permits(RowAttributes.of_document(d))], last
 
 
+def counts_statement(access: AccessFilter) -> Select[str, str, int]:
+    """Live documents per (source, collection) under the caller's predicate. Grouped in
+    the order of ``ix_documents_live_source_collection``: for a predicate that allows every
+    live document, an index-only scan with no sort (migration 0009)."""
+    return (
+        select(Document.source, Document.collection, func.count())
+        .where(_document_scope(access))
+        .group_by(Document.source, Document.collection)
+    )
+
+
 async def count_documents(session: AsyncSession, access: AccessFilter) -> list[CollectionRow]:
     """Documents per source and collection that the caller may read.
 
@@ -481,12 +492,7 @@ async def count_documents(session: AsyncSession, access: AccessFilter) -> list[C
     """
     counts: dict[tuple[str, str], int] = {}
     if access.exact:
-        grouped = (
-            select(Document.source, Document.collection, func.count())
-            .where(_document_scope(access))
-            .group_by(Document.source, Document.collection)
-        )
-        for source, collection, n in (await session.execute(grouped)).all():
+        for source, collection, n in (await session.execute(counts_statement(access))).all():
             counts[(source, collection)] = int(n)
     else:
         stmt = (
@@ -540,6 +546,7 @@ __all__ = [
     "complete_documents",
     "count_allowed_chunks",
     "count_documents",
+    "counts_statement",
     "custom_plans",
     "document_text_from_chunks",
     "get_document",
