@@ -17,6 +17,7 @@ drops or widens it first), so the re-check and the SQL see the same rules.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from importlib import resources
 from typing import Any
 
 import casbin
+from casbin.util.expression import SimpleEval
 
 from core.errors import PolicyError
 from policies.access import RowAttributes
@@ -48,6 +50,43 @@ class Subject:
         return ",".join(sorted(self.principals))
 
 
+# Rules are few and fixed per enforcer, rows many: parse each selector and condition text
+# once. Both return immutable values; a text that does not parse raises every time.
+_selector = functools.lru_cache(maxsize=4096)(parse_selector)
+_conditions = functools.lru_cache(maxsize=4096)(parse_conditions)
+
+
+class _ParsedOnceEnforcer(casbin.Enforcer):  # type: ignore[misc]
+    """A pycasbin enforcer that parses its matcher once, not on every ``enforce()``.
+
+    pycasbin builds a new evaluator for the matcher text on each call (``ast.parse`` and
+    the evaluator's setup): measured as half of a per-row re-check. The matcher text
+    is fixed by ``model.conf``, so the evaluator is kept per text and handed each call's
+    function map (pycasbin regenerates the ``g`` functions per call; same role managers).
+    Callers serialise ``enforce()`` per enforcer (``RowChecker`` holds a lock), as they must
+    anyway: pycasbin mutates shared state during a call.
+    """
+
+    def _get_expression(
+        self, expr: str, functions: dict[str, Callable[..., Any]] | None = None
+    ) -> SimpleEval:
+        cache: dict[str, SimpleEval] = self.__dict__.setdefault("_parsed_matchers", {})
+        evaluator = cache.get(expr)
+        if evaluator is None:
+            evaluator = casbin.Enforcer._get_expression(expr, functions)
+            cache[expr] = evaluator
+        else:
+            # What the evaluator's constructor adds to the map (compound-type builtins).
+            evaluator.functions = {
+                **(functions or {}),
+                "list": list,
+                "tuple": tuple,
+                "dict": dict,
+                "set": set,
+            }
+        return evaluator
+
+
 def _functions(enforcer: casbin.Enforcer) -> dict[str, Callable[..., bool]]:
     roles = enforcer.get_role_manager()
     collections = enforcer.get_named_role_manager("g2")
@@ -63,7 +102,7 @@ def _functions(enforcer: casbin.Enforcer) -> dict[str, Callable[..., bool]]:
 
     def obj_match(sub: Subject, obj: RowAttributes, p_obj: str) -> bool:
         try:
-            sel = parse_selector(p_obj)
+            sel = _selector(p_obj)
         except PolicyError:
             return False
         if sel.kind == "all":
@@ -90,7 +129,7 @@ def _functions(enforcer: casbin.Enforcer) -> dict[str, Callable[..., bool]]:
 
     def cond_match(obj: RowAttributes, p_cond: str) -> bool:
         try:
-            return conditions_hold(parse_conditions(p_cond), obj)
+            return conditions_hold(_conditions(p_cond), obj)
         except PolicyError:
             return False
 
@@ -114,7 +153,7 @@ def build_enforcer(
     ``rules`` are ``[sub, obj, eft, lvl, cond]``; ``admin_principals`` hold role:admin,
     and ``p, role:admin, *, allow`` is always present.
     """
-    enforcer = casbin.Enforcer(casbin.Enforcer.new_model(text=_MODEL_TEXT))
+    enforcer = _ParsedOnceEnforcer(casbin.Enforcer.new_model(text=_MODEL_TEXT))
     # Same bound as the compiler's closure; Casbin counts the start node as a level.
     for ptype in ("g", "g2"):
         enforcer.get_named_role_manager(ptype).max_hierarchy_level = MAX_HIERARCHY_DEPTH + 1
