@@ -94,8 +94,10 @@ class DatabaseSettings(_Section):
     )
 
 
-EmbeddingBackend = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"]
-EmbeddingBackendChoice = Literal["auto", "torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"]
+EmbeddingBackend = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "onnx-int8-ffn"]
+EmbeddingBackendChoice = Literal[
+    "auto", "torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "onnx-int8-ffn"
+]
 
 
 class EmbeddingSettings(_Section):
@@ -119,8 +121,9 @@ class EmbeddingSettings(_Section):
         description=(
             "Inference backend for queries and ingestion. auto: the fastest one that keeps "
             "top-10 agreement >= 0.98 with torch-fp32 (torch-bf16 for batches where the CPU "
-            "has native bf16, onnx-fp32 otherwise and for single queries). onnx-int8 agrees "
-            "less with fp32 (docs/benchmarks.md, Embedding backends); auto never picks it."
+            "has native bf16, onnx-fp32 otherwise and for single queries). onnx-int8 and "
+            "onnx-int8-ffn (int8 feed-forward layers only) agree less with fp32 "
+            "(docs/benchmarks.md, Embedding backends); auto never picks them."
         ),
     )
     query_backend: EmbeddingBackendChoice | None = Field(
@@ -245,6 +248,16 @@ class AuthSettings(_Section):
     allow_insecure_bind: bool = Field(
         default=False,
         description="Let modes dev and none listen on a non-loopback address (refused otherwise).",
+    )
+    verified_token_cache_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=300,
+        description=(
+            "Seconds a verified bearer JWT is remembered (never past its exp + leeway), so a "
+            "client's repeated calls skip the signature check; 0 verifies every request. "
+            "Bounds how long a token signed by a key dropped from the JWKS stays accepted."
+        ),
     )
 
 

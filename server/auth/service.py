@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from core.errors import AuthError, InsufficientScope
 from core.identity import Caller, Transport
@@ -18,6 +18,7 @@ from server.auth.api_keys import ApiKeyService, looks_like_api_key
 from server.auth.dev_issuer import DEV_ISSUER, DevIssuer
 from server.auth.jwks import JwksSource
 from server.auth.principals import caller_from_claims
+from server.auth.token_cache import VerifiedTokenCache
 from server.auth.verifier import JwtVerifier, unverified_issuer
 from server.db.engine import Database
 from server.settings import Settings
@@ -106,6 +107,7 @@ class Authenticator:
         self.audience = settings.auth.audience or self.resource_uri
         self.verifier = _build_verifier(settings, self.audience)
         self.api_keys = ApiKeyService(db, default_scopes=settings.auth.required_scopes)
+        self.verified = VerifiedTokenCache(settings.auth.verified_token_cache_s)
         # The dev key exists only in dev mode; `kb token mint` shares the same file.
         self.dev_issuer = (
             DevIssuer(
@@ -134,25 +136,34 @@ class Authenticator:
         if looks_like_api_key(token):
             caller = await self.api_keys.authenticate(token, transport=transport)
             return Authenticated(caller, "api_key")
-        if unverified_issuer(token) == DEV_ISSUER:
-            if self.dev_issuer is None:
-                log.warning("a development token was refused: auth.mode is %s, not dev", self.mode)
-                raise AuthError("development tokens are not accepted by this server")
-            claims = self.dev_issuer.verify(token, leeway_s=self.settings.auth.leeway_s)
-            method: Method = "dev"
+        known = self.verified.get(token)
+        if known is not None:
+            # A copy: the claims of one request are never another request's object.
+            claims, method = dict(known.claims), cast(Method, known.method)
         else:
-            if self.verifier is None:
-                log.warning("a bearer JWT was refused: no token issuer is configured")
-                raise AuthError("this server accepts no bearer tokens from an issuer")
-            claims = await self.verifier.verify(token)
-            method = "jwt"
+            claims, method = await self._verify(token)
         caller = caller_from_claims(claims, self.settings.auth, transport=transport)
         exp = claims.get("exp")
         # One leeway on every door: the verifier accepted the token up to exp + leeway, and
         # that is the expiry other layers (the MCP SDK's bearer check) compare with "now".
         # Reporting the bare exp made /mcp refuse what /admin accepted for leeway seconds.
         expires_at = exp + self.settings.auth.leeway_s if isinstance(exp, int) else None
+        if known is None and expires_at is not None:
+            self.verified.put(token, dict(claims), method, expires_at)
         return Authenticated(caller, method, expires_at, claims)
+
+    async def _verify(self, token: str) -> tuple[dict[str, Any], Method]:
+        """Signature and claims of a bearer JWT, by the dev issuer or the configured one."""
+        if unverified_issuer(token) == DEV_ISSUER:
+            if self.dev_issuer is None:
+                log.warning("a development token was refused: auth.mode is %s, not dev", self.mode)
+                raise AuthError("development tokens are not accepted by this server")
+            claims = self.dev_issuer.verify(token, leeway_s=self.settings.auth.leeway_s)
+            return claims, "dev"
+        if self.verifier is None:
+            log.warning("a bearer JWT was refused: no token issuer is configured")
+            raise AuthError("this server accepts no bearer tokens from an issuer")
+        return await self.verifier.verify(token), "jwt"
 
     def require_scopes(self, authenticated: Authenticated, scopes: Iterable[str]) -> None:
         """Raise InsufficientScope unless the caller holds every scope (anonymous: no check)."""
