@@ -531,9 +531,14 @@ class SearchService:
     async def list_sources(self, access: AccessFilter) -> tuple[SourceSummary, ...]:
         """Sources with at least one document the caller may read, with their counts.
 
-        Cached per caller until any document is written (:mod:`.source_counts`).
+        Cached per caller until any document is written (:mod:`.source_counts`); the
+        answer is immutable, so the cached tuple itself is returned.
         """
-        rows = await self.source_counts.get(access, lambda: self._count_documents(access))
+        return await self.source_counts.get(access, lambda: self._summarise_sources(access))
+
+    async def _summarise_sources(self, access: AccessFilter) -> tuple[SourceSummary, ...]:
+        async with self._db.sessions() as session, session.begin():
+            rows = await repo.count_documents(session, access)
         by_source: dict[str, list[repo.CollectionRow]] = {}
         for row in rows:
             by_source.setdefault(row.source, []).append(row)
@@ -548,10 +553,6 @@ class SearchService:
             )
             for name, group in sorted(by_source.items())
         )
-
-    async def _count_documents(self, access: AccessFilter) -> list[repo.CollectionRow]:
-        async with self._db.sessions() as session, session.begin():
-            return await repo.count_documents(session, access)
 
     async def list_documents(
         self,
