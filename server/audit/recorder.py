@@ -10,8 +10,10 @@ Two shapes, chosen by what the call does:
   Services that run on the blocking engine (sources) take :meth:`ChangeScope.write_sync`
   as a hook and call it on their own connection, inside their own transaction.
 - **Reads** (:meth:`AuditRecorder.call`): search, fetch, lists and admin reads change
-  nothing; their row is written in its own short transaction when the call ends, before
-  the answer is final (a failed write fails a successful call when fail-closed).
+  nothing; their row is written in a short transaction of its own when the call ends,
+  shared with the rows of concurrent calls (:mod:`server.audit.group_commit`), and the
+  call waits for that commit, so the row is durable before the answer is final (a failed
+  write fails a successful call when fail-closed).
 
 Every row passes through :func:`server.audit.scrub.scrub`: NUL characters and lone
 surrogates cannot break the insert, credentials are withheld, query text is hashed on
@@ -54,6 +56,7 @@ from core.errors import (
     PolicyError,
 )
 from core.identity import Caller
+from server.audit.group_commit import AuditGroupCommit
 from server.audit.scrub import QUERY_KEYS, clean_text, scrub
 from server.db.engine import Database
 from server.db.models import AuditEntry
@@ -150,6 +153,9 @@ class AuditRecorder:
     def __init__(self, db: Database, settings: AuditSettings) -> None:
         self.db = db
         self.settings = settings
+        # Rows of reads and refusals: concurrent calls share one INSERT and one commit,
+        # each still waiting for its own row (server/audit/group_commit.py).
+        self._rows = AuditGroupCommit(db)
 
     # --- rows ---------------------------------------------------------------------------
 
@@ -232,10 +238,10 @@ class AuditRecorder:
         )
 
     async def _insert_alone(self, row: dict[str, Any]) -> None:
-        """One row in its own transaction; DatabaseUnavailable if it fails and fail-closed."""
+        """One row, committed before this returns (with the rows of concurrent calls);
+        DatabaseUnavailable if it fails and fail-closed."""
         try:
-            async with self.db.sessions.begin() as session:
-                await session.execute(insert(AuditEntry).values(**row))
+            await self._rows.write(row)
         except Exception as exc:
             self.write_failed(row, exc)
             if self.settings.fail_closed:
