@@ -218,7 +218,8 @@ def embed_cached(embedder: Any, texts: Sequence[str], *, query: bool = False) ->
         digest.update(t.encode() + b"\x00")
     path = CACHE_DIR / f"{digest.hexdigest()[:24]}.npy"
     if path.exists():
-        return np.load(path)
+        loaded: np.ndarray = np.load(path)
+        return loaded
     if query:
         vectors = np.asarray([embedder.embed_query(t) for t in texts], dtype=np.float32)
     else:
