@@ -41,7 +41,13 @@ from bench._kbdata import (
 )
 from server.settings import EmbeddingBackend
 
-BACKENDS: tuple[EmbeddingBackend, ...] = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
+BACKENDS: tuple[EmbeddingBackend, ...] = (
+    "torch-fp32",
+    "torch-bf16",
+    "onnx-fp32",
+    "onnx-int8",
+    "onnx-int8-ffn",
+)
 REFERENCE: EmbeddingBackend = "torch-fp32"
 CHUNK_TOKENS = 254
 TARGET_CHUNKS_PER_S = 60.0
@@ -82,7 +88,10 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
 def cached(backend: str, embed: Callable[[list[str]], np.ndarray], texts: list[str]) -> np.ndarray:
     """Vectors are deterministic per backend and text, so reruns reuse them (the timings
     above are always measured afresh)."""
-    digest = hashlib.sha256(f"{backend}|{embed.__name__}|".encode())
+    from server.embeddings.onnx_export import EXPORT_FORMAT
+
+    # An ONNX backend's vectors change with its exported graph: key them by its format too.
+    digest = hashlib.sha256(f"{backend}|{embed.__name__}|{EXPORT_FORMAT}|".encode())
     for t in texts:
         digest.update(t.encode() + b"\0")
     path = CACHE_DIR / f"embedding-{digest.hexdigest()[:24]}.npy"
@@ -145,7 +154,7 @@ def main(argv: list[str]) -> int:
     from server.embeddings.base import Embedder
     from server.embeddings.factory import load_backend, resolve_model_path
     from server.embeddings.model_layout import read_layout
-    from server.embeddings.onnx_export import default_cache_dir, ensure_onnx_model
+    from server.embeddings.onnx_export import VARIANTS, default_cache_dir, ensure_onnx_model
     from server.embeddings.selection import choose, detect_capabilities
     from server.embeddings.tokenization import counting_tokenizer
     from server.settings import EmbeddingSettings
@@ -155,7 +164,7 @@ def main(argv: list[str]) -> int:
     path = resolve_model_path(settings.model)
     layout = read_layout(path)
     export_s = {}
-    for variant in ("fp32", "int8"):
+    for variant in VARIANTS:
         started = time.perf_counter()
         made = ensure_onnx_model(layout, variant, settings.onnx_cache_dir or default_cache_dir())
         if made.created:

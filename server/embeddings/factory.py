@@ -80,11 +80,15 @@ def load_backend(
             threads=settings.threads,
         )
     from server.embeddings.model_layout import read_layout
-    from server.embeddings.onnx_export import Variant, default_cache_dir, ensure_onnx_model
+    from server.embeddings.onnx_export import (
+        VARIANTS,
+        default_cache_dir,
+        ensure_onnx_model,
+    )
     from server.embeddings.onnx_runtime import OnnxEmbedder
 
     layout = read_layout(path)
-    variant: Variant = "int8" if backend == "onnx-int8" else "fp32"
+    variant = next(v for v in VARIANTS if backend == f"onnx-{v}")
     exported = ensure_onnx_model(layout, variant, settings.onnx_cache_dir or default_cache_dir())
     return OnnxEmbedder(
         exported,

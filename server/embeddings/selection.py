@@ -3,12 +3,13 @@
 The order is measured, not guessed (docs/benchmarks.md, "Embedding backends"; 2 cores):
 
 - batches of 256-token chunks: torch-bf16 is fastest where the CPU has native bf16 and
-  keeps top-10 agreement 0.98 with fp32; otherwise onnx-fp32 (identical results, faster
-  than torch-fp32 on CPUs without bf16), then torch-fp32;
+  keeps top-10 agreement 0.98 with fp32; otherwise onnx-fp32 (the fused graph: identical
+  results, faster than torch-fp32 on CPUs without bf16), then torch-fp32;
 - single queries: onnx-fp32 has the lowest latency of the exact backends (torch pays
   ~3-5 ms of Python overhead per call), then torch-bf16, then torch-fp32.
 
-onnx-int8 is fast but agrees only ~0.84 with fp32 on CISI, so auto never picks it.
+onnx-int8 is fast but agrees only ~0.84 with fp32 on CISI, and onnx-int8-ffn (int8 in the
+feed-forward layers only) still below 0.98, so auto picks neither.
 """
 
 from __future__ import annotations

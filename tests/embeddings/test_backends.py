@@ -8,6 +8,7 @@ import pytest
 from server.embeddings.base import Embedder, backend_of
 from server.embeddings.cpu import has_native_bf16
 from server.embeddings.factory import load_backend
+from server.embeddings.onnx_export import MIN_COSINE
 from server.embeddings.probes import min_cosine
 from server.settings import EmbeddingSettings
 
@@ -66,4 +67,18 @@ def test_onnx_int8_is_close_but_looser(
     reference = torch_fp32.embed_documents(SAMPLES)
     assert min_cosine(docs, reference) >= 0.95
     assert min_cosine(queries, reference) >= 0.95
+    assert min_cosine(docs, reference) < 0.9999  # it really is the quantised graph
+
+
+def test_onnx_int8_ffn_stays_within_its_export_bar(
+    torch_fp32: Embedder, emb_settings: EmbeddingSettings
+) -> None:
+    """int8 in the feed-forward layers only: auto may pick it, so it must keep the export's
+    bar (onnx_export.MIN_COSINE) on texts the probe check never saw, on both paths."""
+    ffn = load_backend("onnx-int8-ffn", emb_settings)
+    assert backend_of(ffn) == "onnx-int8-ffn"
+    docs, queries = both_paths(ffn)
+    reference = torch_fp32.embed_documents(SAMPLES)
+    assert min_cosine(docs, reference) >= MIN_COSINE["int8-ffn"]
+    assert min_cosine(queries, reference) >= MIN_COSINE["int8-ffn"]
     assert min_cosine(docs, reference) < 0.9999  # it really is the quantised graph

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,12 @@ import pytest
 from core.errors import ConfigError
 from server.embeddings.factory import load_backend
 from server.embeddings.model_layout import ModelLayout, read_layout
-from server.embeddings.onnx_export import OnnxModel, cache_folder, ensure_onnx_model
+from server.embeddings.onnx_export import (
+    MIN_COSINE,
+    OnnxModel,
+    cache_folder,
+    ensure_onnx_model,
+)
 from server.settings import EmbeddingSettings
 
 
@@ -77,3 +83,46 @@ def test_layouts_the_onnx_graph_does_not_reproduce_are_refused(
     pooling.write_text(json.dumps(config))
     with pytest.raises(ConfigError, match="mean pooling only"):
         read_layout(copy)
+
+
+def test_fp32_export_is_fused_and_keeps_pooling(first_export: OnnxModel) -> None:
+    """The transformer optimizer's kernels replace the traced attention and layer norms;
+    inputs and the pooled, normalised output keep their names."""
+    import onnx
+
+    graph = onnx.load(str(first_export.path)).graph
+    ops = Counter(node.op_type for node in graph.node)
+    assert ops["Attention"] == 6 and ops["SkipLayerNormalization"] == 12
+    assert ops["EmbedLayerNormalization"] == 1 and ops["Softmax"] == 0
+    assert [o.name for o in graph.output] == ["sentence_embedding"]
+    assert {i.name for i in graph.input} == {"input_ids", "attention_mask", "token_type_ids"}
+    assert ops["ReduceL2"] == 1  # the Normalize step is in the graph
+
+
+def test_int8_ffn_quantises_only_the_feed_forward_layers(
+    first_export: OnnxModel, layout: ModelLayout, onnx_cache: Path
+) -> None:
+    import onnx
+
+    ffn = ensure_onnx_model(layout, "int8-ffn", onnx_cache)
+    nodes = onnx.load(str(ffn.path)).graph.node
+    integer = [
+        n.name for n in nodes if n.op_type == "DynamicQuantizeMatMul" or "Integer" in n.op_type
+    ]
+    float_matmuls = [n.name for n in nodes if n.op_type == "MatMul"]
+    assert integer, "no quantised MatMul in the int8-ffn graph"
+    assert all("/attention/" not in name for name in integer)
+    assert sum(n.op_type == "Attention" for n in nodes) == 6  # attention stays fp32
+    assert float_matmuls and all("/attention/output/" in n for n in float_matmuls)
+
+
+def test_a_lossy_export_below_its_bar_is_refused(
+    first_export: OnnxModel, layout: ModelLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = cache_folder(layout, tmp_path)
+    folder.mkdir(parents=True)
+    shutil.copy(first_export.path, folder / "model-fp32.onnx")
+    monkeypatch.setitem(MIN_COSINE, "int8-ffn", 1.01)  # no quantised graph can meet this
+    with pytest.raises(ConfigError, match="disagrees with torch"):
+        ensure_onnx_model(layout, "int8-ffn", tmp_path)
+    assert not (folder / "model-int8-ffn.onnx").exists()
