@@ -342,10 +342,59 @@ class Level:
     p95_ms: float
     errors: int
     rss_peak_mb: float = 0.0
+    # CPU seconds spent during the level, per search, in milliseconds.
+    server_cpu_ms: float = 0.0
+    postgres_cpu_ms: float = 0.0
 
     @property
     def per_s(self) -> float:
         return self.calls / self.seconds if self.seconds else 0.0
+
+
+def postmaster_pid(dsn: str) -> int:
+    """The PID of the PostgreSQL server behind ``dsn`` (from its postmaster.pid)."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT current_setting('data_directory')").fetchone()
+    assert row is not None
+    return int((Path(row[0]) / "postmaster.pid").read_text().split()[0])
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process, its live descendants, and the children
+    it has reaped (a postmaster reaps every backend that ended)."""
+    import psutil  # type: ignore[import-untyped]
+
+    try:
+        root = psutil.Process(pid)
+        t = root.cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system
+        for child in root.children(recursive=True):
+            try:
+                c = child.cpu_times()
+                total += c.user + c.system
+            except psutil.NoSuchProcess:
+                pass
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(total)
+
+
+class CpuMeter:
+    """CPU seconds of the server and of PostgreSQL between ``start`` and ``stop``."""
+
+    def __init__(self, server_pid: int, postgres_pid: int) -> None:
+        self.pids = (server_pid, postgres_pid)
+        self.before = (0.0, 0.0)
+
+    def start(self) -> None:
+        self.before = (tree_cpu_s(self.pids[0]), tree_cpu_s(self.pids[1]))
+
+    def per_call_ms(self, calls: int) -> tuple[float, float]:
+        after = (tree_cpu_s(self.pids[0]), tree_cpu_s(self.pids[1]))
+        n = max(calls, 1)
+        return ((after[0] - self.before[0]) * 1000 / n, (after[1] - self.before[1]) * 1000 / n)
 
 
 @dataclass
@@ -524,9 +573,12 @@ def main(argv: list[str]) -> int:
             print("warming up ...", flush=True)
             run_wrk(s.url, script, 4, 5, 150_000)
             offset = 0
+            cpu = CpuMeter(proc.pid, postmaster_pid(s.dsn))
             for n in levels:
+                cpu.start()
                 with RssSampler(proc.pid) as rss:
                     stats, errors = run_wrk(s.url, script, n, args.seconds, offset)
+                server_ms, postgres_ms = cpu.per_call_ms(int(stats["requests"]))
                 offset += int(stats["requests"]) + 1000
                 lv = Level(
                     "`search` tool, MCP over HTTP",
@@ -537,11 +589,14 @@ def main(argv: list[str]) -> int:
                     stats["p95_us"] / 1000,
                     errors,
                     rss.peak_kb / 1024,
+                    server_ms,
+                    postgres_ms,
                 )
                 results.append(lv)
                 print(
                     f"MCP    {n:3d} clients: {lv.per_s:6.1f}/s p50 {lv.p50_ms:7.1f} ms"
-                    f" p95 {lv.p95_ms:7.1f} ms errors {errors} rss {lv.rss_peak_mb:.0f} MB",
+                    f" p95 {lv.p95_ms:7.1f} ms errors {errors} rss {lv.rss_peak_mb:.0f} MB"
+                    f" cpu/search server {server_ms:.1f} ms postgres {postgres_ms:.1f} ms",
                     flush=True,
                 )
             bad_after = tool_errors_in(s, tokens, queries[-2 * len(tokens) : -len(tokens)])
@@ -584,11 +639,24 @@ def report(
             f"{lv.p95_ms:.1f}",
             lv.errors,
             f"{lv.rss_peak_mb:.0f}" if lv.rss_peak_mb else "",
+            f"{lv.server_cpu_ms:.1f}" if lv.server_cpu_ms else "",
+            f"{lv.postgres_cpu_ms:.1f}" if lv.postgres_cpu_ms else "",
         ]
         for lv in results
     ]
     table = markdown_table(
-        ["path", "clients", "calls", "searches/s", "p50 ms", "p95 ms", "errors", "RSS peak MB"],
+        [
+            "path",
+            "clients",
+            "calls",
+            "searches/s",
+            "p50 ms",
+            "p95 ms",
+            "errors",
+            "RSS peak MB",
+            "server CPU ms/search",
+            "PostgreSQL CPU ms/search",
+        ],
         rows,
     )
     mcp = {lv.clients: lv for lv in results if lv.path.startswith("`search`")}
@@ -615,7 +683,10 @@ deny rules. Load: `wrk` (one thread) with a Lua script posting stateless {VERSIO
 query, so every call embeds its query. Errors: socket errors, non-200 answers and
 answers that are JSON-RPC or tool errors (checked by the script on every response);
 every caller's answer was also checked for hits before and after the run
-({bad_after} failed after). RSS peak: the server process. **Service, direct**:
+({bad_after} failed after). RSS peak: the server process. CPU per search: CPU seconds
+(user + system) used during the level by the server process and by its PostgreSQL
+(postmaster, live backends and the backends it reaped), divided by the searches answered:
+where each search's CPU goes, whatever the load. **Service, direct**:
 `reading.search` (policy filter, search service, audit row) in the benchmark process
 with the same callers and distinct queries, server idle.
 
