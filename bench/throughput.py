@@ -714,27 +714,30 @@ def caveat(load_before: str) -> str:
 
 
 LIMITS = """
-What limits throughput (from `python -m bench search_profile`, whose py-spy table shows
-where the server's busy samples go):
+What limits throughput: CPU, on both sides of the connection. The CPU columns above give
+what every search costs whatever the load; at 100 searches/s both together would have to
+stay under 20 ms (two cores). From `py-spy` on `kb serve` under this load (`python -m
+bench search_profile --py-spy N` keeps the raw samples) the server's share splits into:
 
-- **One Python process.** `kb serve` runs one uvicorn process: HTTP parsing (uvicorn's
-  pure-Python h11 protocol, which the header deadline of `server/http/protocol.py` builds
-  on), the ASGI middleware (limits, hosts, CORS, authentication, intake, metrics), token
-  verification, JSON-RPC and tool validation, SQLAlchemy, the per-row Casbin re-check and
-  the passages all share one GIL, so at most one core runs Python while PostgreSQL and
-  ONNX Runtime use the other. `kb serve` has no `--workers`; the way to use more cores is
-  replicas (any replica serves any 2026-07-28 request, see docs/operations.md).
-- **The database round trips per search**: three pool checkouts (keyword leg, vector leg
-  with hydration, audit), each with the engine's pre-ping (`pool_pre_ping`,
-  `server/db/engine.py`), plus BEGIN/COMMIT. The lean path removed three statements per
-  search (pre-count, two settings) and one checkout.
-- **The audit row** is its own transaction with a WAL flush before the answer; batching
-  the rows of concurrent calls into one INSERT and one commit (each call awaiting its
-  flush, so none is lost) would cut both the round trips and the flushes.
-- **The per-row re-check**: the Casbin enforcer re-parses its matcher on every call;
-  hydration now re-checks only the rows it keeps (top_k), not the spare ones.
-- The MCP SDK itself (a transport and server session per stateless request) is about 1 %
-  of the samples; nothing in the MCP transport was changed.
+- **The search service's Python (about 40 % of the busy samples)**: SQLAlchemy's ORM
+  execution path (building, cache-keying and binding each statement: the access predicate
+  is a new expression per call; parameter processing), psycopg, the per-row Casbin
+  re-check of the kept hits (3.6x cheaper since the matcher is parsed once), passages.
+- **The query embedding (about 12 %)**: ONNX Runtime, one intra-op thread per query.
+- **HTTP, middleware and the MCP SDK (about 25 %)**: uvicorn's pure-Python h11 parser
+  (the header deadline of `server/http/protocol.py` builds on it), eleven ASGI layers
+  (limits, hosts, CORS, authentication, intake, metrics, request ids), the SDK's
+  stateless transport and JSON-RPC/tool validation. Token verification left this list:
+  verified tokens are remembered (`auth.verified_token_cache_s`).
+- **PostgreSQL**: the keyword leg (BM25 over the postings of the query's terms, joined to
+  the caller's allowed chunks), the vector leg (an exact scan of a few thousand allowed
+  rows for team-sized callers here, HNSW otherwise), the matched-words statement for the
+  passages, hydration, and the audit commit, each planned with the caller's values (never
+  prepared: the plan depends on the caller's selectivity).
+
+One process runs all the Python (one GIL); `kb serve` has no `--workers`, and replicas
+(docs/scaling.md) add processes but not cores on one machine: the total CPU per search
+is what bounds the rate on two cores.
 """
 
 
