@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Float,
+    Select,
     Text,
     and_,
     bindparam,
@@ -74,19 +76,15 @@ class QueryWeights:
     avgdl: float
 
 
-async def query_weights(session: AsyncSession, text: str) -> QueryWeights:
-    """Tokenise the query (in the database, with the indexing tokeniser) and weigh its terms.
-
-    A separate statement, so the scoring statement gets the terms as a constant array and
-    the planner sees exactly how many there are and how long their posting lists are.
-    Each term's ``df`` is one primary-key lookup (LATERAL): the planner cannot estimate
-    how many terms the tokeniser yields and would otherwise sort the whole term table.
-    Its plan does not depend on the caller, so it may be prepared.
-    """
-    words = func.kb_bm25_terms(text).table_valued("term").render_derived("q")
+def _weights_statement() -> Select[Any]:
+    words = (
+        func.kb_bm25_terms(bindparam("query_text", type_=Text))
+        .table_valued("term")
+        .render_derived("q")
+    )
     qt = select(words.c.term, func.count().label("qtf")).group_by(words.c.term).subquery("qt")
     df = select(Bm25Term.df).where(Bm25Term.term == qt.c.term, Bm25Term.df > 0).lateral("df")
-    stmt = (
+    return (
         select(
             qt.c.term,
             qt.c.qtf,
@@ -100,7 +98,23 @@ async def query_weights(session: AsyncSession, text: str) -> QueryWeights:
         .join(Bm25Corpus, true())
         .order_by(qt.c.term)
     )
-    rows = (await session.execute(stmt)).all()
+
+
+# Built once: the same for every query (the text is a parameter), so SQLAlchemy neither
+# rebuilds it nor recomputes its cache key per search.
+_WEIGHTS = _weights_statement()
+
+
+async def query_weights(session: AsyncSession, text: str) -> QueryWeights:
+    """Tokenise the query (in the database, with the indexing tokeniser) and weigh its terms.
+
+    A separate statement, so the scoring statement gets the terms as a constant array and
+    the planner sees exactly how many there are and how long their posting lists are.
+    Each term's ``df`` is one primary-key lookup (LATERAL): the planner cannot estimate
+    how many terms the tokeniser yields and would otherwise sort the whole term table.
+    Its plan does not depend on the caller, so it may be prepared.
+    """
+    rows = (await session.execute(_WEIGHTS, {"query_text": text})).all()
     if not rows:
         return QueryWeights((), (), 1.0)
     n = max(int(rows[0].chunks), 1)
