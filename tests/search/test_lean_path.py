@@ -110,7 +110,7 @@ async def test_caller_dependent_statements_are_never_prepared_and_by_id_ones_are
     # The walk settings are the connection's own, set once; nothing else is changed.
     assert scan == {
         "hnsw.iterative_scan": "relaxed_order",
-        "hnsw.ef_search": "100",
+        "hnsw.ef_search": str(SearchTuning().ef_search),
         "plan_cache_mode": "auto",
     }
 
