@@ -29,6 +29,7 @@ from sqlalchemy import (
     true,
     tuple_,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -204,6 +205,15 @@ async def custom_plans(session: AsyncSession) -> AsyncIterator[None]:
         yield
     finally:
         raw.prepare_threshold = before
+
+
+async def estimated_chunks(session: AsyncSession) -> float | None:
+    """The planner's row estimate of the chunk table (None before it was ever analysed)."""
+    found = await session.execute(
+        sql_text("SELECT reltuples FROM pg_class WHERE oid = 'chunks'::regclass")
+    )
+    value = found.scalar_one_or_none()
+    return float(value) if value is not None and value >= 0 else None
 
 
 async def count_allowed_chunks(

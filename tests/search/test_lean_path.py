@@ -14,7 +14,7 @@ from sqlalchemy import text
 from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
 from server.embeddings.base import AsyncEmbedder, Embedder, Vectors
 from server.search import SearchFilters, SearchQuery, SearchTuning
-from server.search.service import ScopeSizes, SearchService
+from server.search.service import ScopeSizes, SearchService, exact_scan_threshold
 from server.settings import Settings
 from tests.search.conftest import ALL, ENG, HR, Company
 from tests.search.corpus import acl_filter, leaky_sql_filter, open_service
@@ -54,7 +54,8 @@ async def test_the_scope_answer_belongs_to_one_caller_and_only_chooses_the_plan(
 ) -> None:
     vector = embedder.embed_query("how do we restore a database backup").tolist()
     hr, alice = acl_filter(*HR_ONLY), acl_filter(*ALICE)
-    async with open_service(settings, embedder, SearchTuning(exact_scan_below=3)) as svc:
+    fixed = SearchTuning(exact_scan_below=3, exact_scan_reference_chunks=None)
+    async with open_service(settings, embedder, fixed) as svc:
         small = await svc.vector_branch(hr, SearchFilters(), vector, LIMIT)
         # HR's "small" answer is cached; alice (eight chunks) must be counted on her own.
         large = await svc.vector_branch(alice, SearchFilters(), vector, LIMIT)
@@ -186,3 +187,17 @@ async def test_hydration_rechecks_in_rank_order_and_returns_only_what_it_keeps(
         every = await repo.load_chunks(session, hr, ranked)
     assert list(one) == payroll[:1]  # the denied rows ranked first are skipped, not kept
     assert set(every) == {*payroll, *parental}
+
+
+def test_the_exact_scan_threshold_grows_with_the_square_root_of_the_corpus() -> None:
+    tuning = SearchTuning(exact_scan_below=20_000, exact_scan_reference_chunks=1_000_000)
+    assert exact_scan_threshold(tuning, 1_000_000) == 20_000
+    assert exact_scan_threshold(tuning, 4_000_000) == 40_000
+    assert 6_300 <= exact_scan_threshold(tuning, 100_000) <= 6_330
+    # Never analysed (no estimate yet), or a fixed threshold asked for: as configured.
+    assert exact_scan_threshold(tuning, None) == 20_000
+    assert exact_scan_threshold(tuning, -1) == 20_000
+    fixed = SearchTuning(exact_scan_below=3, exact_scan_reference_chunks=None)
+    assert exact_scan_threshold(fixed, 1_000_000) == 3
+    # 0 still means "always walk HNSW first", whatever the corpus.
+    assert exact_scan_threshold(SearchTuning(exact_scan_below=0), 50_000) == 0
