@@ -686,7 +686,8 @@ every caller's answer was also checked for hits before and after the run
 ({bad_after} failed after). RSS peak: the server process. CPU per search: CPU seconds
 (user + system) used during the level by the server process and by its PostgreSQL
 (postmaster, live backends and the backends it reaped), divided by the searches answered:
-where each search's CPU goes, whatever the load. **Service, direct**:
+where each search's CPU goes (contention inflates it as well: on a loaded machine the same
+code measured about 1.5x these figures). **Service, direct**:
 `reading.search` (policy filter, search service, audit row) in the benchmark process
 with the same callers and distinct queries, server idle.
 
@@ -715,8 +716,8 @@ def caveat(load_before: str) -> str:
 
 LIMITS = """
 What limits throughput: CPU, on both sides of the connection. The CPU columns above give
-what every search costs whatever the load; at 100 searches/s both together would have to
-stay under 20 ms (two cores). From `py-spy` on `kb serve` under this load (`python -m
+what every search costs; at 100 searches/s both together would have to stay under 20 ms
+(two cores). From `py-spy` on `kb serve` under this load (`python -m
 bench search_profile --py-spy N` keeps the raw samples) the server's share splits into:
 
 - **The search service's Python (about 40 % of the busy samples)**: SQLAlchemy's ORM
