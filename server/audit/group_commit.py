@@ -62,10 +62,22 @@ class AuditGroupCommit:
         self._loop = loop
 
     async def _drain(self) -> None:
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: len(batch)]
-            await self._write_batch(batch)
+        batch: list[tuple[Row, asyncio.Future[None]]] = []
+        try:
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: len(batch)]
+                await self._write_batch(batch)
+                batch = []
+        except BaseException:
+            # Cancelled (the loop is shutting down): every waiting call learns that its row
+            # was not written, so the recorder logs the row and applies fail-closed, instead
+            # of the call waiting for ever.
+            stopped = RuntimeError("the audit writer stopped before writing this row")
+            for _, done in [*batch, *self._pending]:
+                _settle(done, stopped)
+            self._pending = []
+            raise
 
     async def _write_batch(self, batch: list[tuple[Row, asyncio.Future[None]]]) -> None:
         try:

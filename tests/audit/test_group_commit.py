@@ -9,6 +9,7 @@ written once, in fewer commits than rows).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 from unittest import mock
 
 import anyio
@@ -18,6 +19,7 @@ import pytest
 
 from core.identity import Caller
 from server.audit.group_commit import AuditGroupCommit
+from server.db.engine import Database
 from server.runtime import open_runtime
 from server.settings import Settings
 
@@ -101,3 +103,31 @@ async def test_one_call_at_a_time_is_written_at_once(
             async with runtime.audit.call(ALICE, method="tools/call", target="gc-seq"):
                 pass
             assert _count(fresh_database, "gc-seq") == i + 1
+
+
+@pytest.mark.anyio
+async def test_a_stopped_writer_fails_its_waiting_calls_instead_of_hanging() -> None:
+    never = anyio.Event()
+
+    async def stuck(self: AuditGroupCommit, rows: list[dict[str, object]]) -> None:
+        await never.wait()
+
+    writer = AuditGroupCommit(cast(Database, None))
+    with mock.patch.object(AuditGroupCommit, "_insert", stuck):
+        outcome: list[BaseException | None] = []
+
+        async def call() -> None:
+            try:
+                await writer.write({"target": "gc-stuck"})
+            except Exception as exc:
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call)
+            tg.start_soon(call)
+            await anyio.sleep(0.05)
+            assert writer._writer is not None
+            writer._writer.cancel()  # the event loop shutting down, say
+    assert len(outcome) == 2 and all(isinstance(e, RuntimeError) for e in outcome)
