@@ -132,6 +132,20 @@ def _secondary_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
     return [(str(n), str(d)) for n, d in rows]
 
 
+def copy_documents(conn: psycopg.Connection, corpus: Corpus) -> None:
+    """COPY the corpus' documents (attributes only; the chunks carry the text)."""
+    with conn.cursor().copy(
+        "COPY documents (id, source, external_id, uri, title, content_type, content_hash,"
+        " content, metadata, collection, path, acl) FROM STDIN"
+    ) as copy:
+        for i, ident in enumerate(corpus.ids):
+            copy.write_row(
+                (ident, SOURCE, str(ident), f"bench://{ident}", f"doc {i}", "text/plain",
+                 ident.hex, "", json.dumps(corpus.metadata[i]), corpus.collection[i],
+                 corpus.path[i], list(corpus.acl[i]))
+            )  # fmt: skip
+
+
 def load(dsn: str, corpus: Corpus, maintenance_work_mem: str = "3GB") -> LoadTimes:
     with psycopg.connect(dsn) as conn:
         conn.execute("INSERT INTO sources (name, kind) VALUES (%s, 'files')", (SOURCE,))
@@ -143,16 +157,7 @@ def load(dsn: str, corpus: Corpus, maintenance_work_mem: str = "3GB") -> LoadTim
         conn.execute("ALTER TABLE documents SET UNLOGGED")
         conn.execute("ALTER TABLE chunks DISABLE TRIGGER kb_bm25_insert")
         t0 = time.perf_counter()
-        with conn.cursor().copy(
-            "COPY documents (id, source, external_id, uri, title, content_type, content_hash,"
-            " content, metadata, collection, path, acl) FROM STDIN"
-        ) as copy:
-            for i, ident in enumerate(corpus.ids):
-                copy.write_row(
-                    (ident, SOURCE, str(ident), f"bench://{ident}", f"doc {i}", "text/plain",
-                     ident.hex, "", json.dumps(corpus.metadata[i]), corpus.collection[i],
-                     corpus.path[i], list(corpus.acl[i]))
-                )  # fmt: skip
+        copy_documents(conn, corpus)
         with conn.cursor().copy(
             "COPY chunks (document_id, ordinal, heading, text, embedding, source, collection,"
             " path, level, acl, content_type, doc_metadata) FROM STDIN WITH (FORMAT BINARY)"

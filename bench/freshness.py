@@ -28,7 +28,6 @@ import asyncio
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,14 +60,9 @@ TIMEOUT_S = 120.0  # a trial that takes longer is recorded as failed (inf)
 
 
 def free_port() -> int:
-    for port in range(18300, 18400):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 18300-18399")
+    from tests.support.live_server import free_port_in
+
+    return free_port_in(range(18300, 18400))
 
 
 # --------------------------------------------------------------------------- sources

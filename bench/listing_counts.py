@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import time
 
@@ -24,7 +23,7 @@ import psycopg
 from bench._kbdata import percentile
 from bench._recall_corpus import CHUNKS_PER_DOC, Corpus, make_corpus
 from bench._recall_listing import listing
-from bench._recall_load import SOURCE, scratch_server
+from bench._recall_load import SOURCE, copy_documents, scratch_server
 from bench._recall_policy import allowed_documents, make_callers
 from bench._recall_report import _listing_summary, _listing_table
 
@@ -44,16 +43,7 @@ def load_documents(dsn: str, corpus: Corpus) -> float:
             "INSERT INTO sources (name, kind) VALUES (%s, 'files') ON CONFLICT DO NOTHING",
             (SOURCE,),
         )
-        with conn.cursor().copy(
-            "COPY documents (id, source, external_id, uri, title, content_type, content_hash,"
-            " content, metadata, collection, path, acl) FROM STDIN"
-        ) as copy:
-            for i, ident in enumerate(corpus.ids):
-                copy.write_row(
-                    (ident, SOURCE, str(ident), f"bench://{ident}", f"doc {i}", "text/plain",
-                     ident.hex, "", json.dumps(corpus.metadata[i]), corpus.collection[i],
-                     corpus.path[i], list(corpus.acl[i]))
-                )  # fmt: skip
+        copy_documents(conn, corpus)
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE documents")

@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -65,14 +64,9 @@ PORTS = range(18100, 18200)
 
 
 def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 18100-18199")
+    from tests.support.live_server import free_port_in
+
+    return free_port_in(PORTS)
 
 
 # --------------------------------------------------------------------------- the server
