@@ -6,7 +6,8 @@
 A generated corpus (``bench/_search_corpus.py``: real CISI text, real MiniLM vectors for
 the first few thousand chunks) is loaded into a scratch embedded PostgreSQL. ``kb serve``
 (uvicorn, the real app) runs on it with the query cache off, ``http.max_concurrent_calls``
-raised above the highest concurrency (so nothing is shed) and a policy with rules of
+raised above the highest concurrency (so nothing is shed), a connection pool that holds
+one connection per admitted call, and a policy with rules of
 several kinds. Thirteen callers in different groups call it: twelve with dev bearer JWTs
 (verified on every request) and one with an API key (looked up in the database).
 
@@ -61,6 +62,7 @@ HEADING = "Throughput through MCP HTTP"
 VERSION = "2026-07-28"
 API_KEY_NAME = "bench-etl"
 PORTS = range(18100, 18200)
+MAX_CALLS = 72  # admitted MCP calls: above the 64 clients of the highest level
 
 
 def free_port() -> int:
@@ -94,7 +96,10 @@ def write_config(tmp: Path) -> Path:
         "auth:\n  mode: dev\n  admin_principals: [user:admin]\n"
         f"policy_file: {tmp / 'policies.yaml'}\n"
         "embedding:\n  query_cache_size: 0\n"
-        "http:\n  max_concurrent_calls: 256\n"
+        # Room for the 64 clients of the highest level (nothing shed), and a pool that
+        # holds a connection per admitted call (server/db/engine.py: pool_shortfall).
+        f"http:\n  max_concurrent_calls: {MAX_CALLS}\n"
+        f"database:\n  pool_size: {MAX_CALLS + 2}\n"
     )
     return config
 
@@ -669,7 +674,9 @@ its PostgreSQL, the load generator and other work; load average {load_before} be
 {load_after} after; {platform.python_version()}).
 
 `kb serve` (one uvicorn process, the real app; `embedding.query_cache_size: 0`,
-`http.max_concurrent_calls: 256`, the rest default) on a generated corpus of real CISI
+`http.max_concurrent_calls: {MAX_CALLS}` so that 64 clients are never shed,
+`database.pool_size: {MAX_CALLS + 2}` so that the pool holds a connection per admitted call
+instead of opening and closing overflow ones, the rest default) on a generated corpus of real CISI
 text; {n_tokens} callers in different groups ({n_tokens - 1} dev JWTs verified per request,
 one API key looked up in the database) under a policy of collection, source-ACL, path and
 deny rules. Load: `wrk` (one thread) with a Lua script posting stateless {VERSION}

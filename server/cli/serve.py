@@ -23,7 +23,7 @@ from server.cli.bootstrap import sync_never_synced
 from server.cli.common import State, configure_logging, console, handle_errors
 from server.cli.db_watch import EmbeddedWatchdog
 from server.cli.signals import STOP_SIGNALS, stop_signals_unwind
-from server.db.engine import describe
+from server.db.engine import describe, pool_shortfall
 from server.db.home_lock import HomeLock
 from server.embeddings import load_embedder
 from server.http.bind import check_bind
@@ -90,6 +90,8 @@ def serve(
         )
     log_format = configure_logging(settings.log_level, settings.logging.format)
     check_bind(settings, allow_insecure=allow_insecure_bind)
+    if shortfall := pool_shortfall(settings):
+        log.warning(shortfall)
     with stop_signals_unwind(), HomeLock(settings.home_dir):
         with console.status("starting the database"):
             target, version = prepare_database(settings, run_migrations=migrate)

@@ -172,6 +172,26 @@ def _translate_connection_errors(context: ExceptionContext) -> None:
         raise DatabaseUnavailable(UNAVAILABLE) from original
 
 
+def pool_shortfall(settings: Settings) -> str | None:
+    """Why the pool is too small for the MCP calls the server admits, or None.
+
+    An admitted call holds at most one pooled connection at a time (a search runs both its
+    legs and the hydration on one); the audit writer and the REST doors take a few more.
+    Past ``pool_size`` the pool opens overflow connections and closes them again as soon
+    as enough are idle, so a server loaded beyond it starts a database backend per call:
+    31.7 instead of 49.8 searches/s at 16 clients (docs/benchmarks.md, Throughput).
+    """
+    wanted = settings.http.max_concurrent_calls + 2
+    if settings.database.pool_size >= wanted:
+        return None
+    return (
+        f"database.pool_size {settings.database.pool_size} is below "
+        f"http.max_concurrent_calls + 2 ({wanted}): under full load the pool opens and "
+        "closes a connection per call; raise database.pool_size (within the database's "
+        "max_connections)"
+    )
+
+
 def make_async_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
     engine = make_async_engine_at(target.runtime_url, settings)
     announce_document_writes(engine.sync_engine)  # read replicas must hear of them

@@ -63,8 +63,11 @@ def _syntax_conditions(query: ParsedQuery) -> list[ColumnElement[bool]]:
 
 
 # Transaction-local, set by the weights statement itself (no round trip of its own):
-# parallel workers cost more to start than the scoring statement takes.
+# parallel workers cost more to start than the scoring statement takes. The search goes
+# on in the same transaction (the vector leg, the hydration), so after scoring the
+# setting goes back to the configured value (DEFAULT: what the session started with).
 _NO_PARALLEL = func.set_config("max_parallel_workers_per_gather", "0", True)
+_PARALLEL_AS_CONFIGURED = text("SET LOCAL max_parallel_workers_per_gather TO DEFAULT")
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,7 @@ async def bm25_candidates(
         # Planned with this caller's values every time (see repository.custom_plans).
         async with custom_plans(session):
             rows = (await session.execute(stmt)).all()
+    await session.execute(_PARALLEL_AS_CONFIGURED)
     return [Candidate(r.chunk_id, r.document_id, float(r.score)) for r in rows]
 
 

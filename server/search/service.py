@@ -5,8 +5,9 @@ migration 0003, ``server/search/keyword.py``) and a vector leg (pgvector HNSW wi
 iterative scans, or an exact scan when the caller may read only a few chunks) with the
 caller's access predicate and filters inside both, fuses them by weighted reciprocal rank
 and keeps the best chunk per document. ``keyword`` and ``semantic`` modes run one leg.
-The keyword leg runs while the query is being embedded on the embedder's worker thread;
-nothing blocks the event loop. Each hit carries the passage of its chunk that matched.
+The keyword leg runs while the query is being embedded on the embedder's worker thread,
+on the same connection and in the same transaction as the vector leg and the hydration
+that follow; nothing blocks the event loop. Each hit carries the passage of its chunk that matched.
 """
 
 from __future__ import annotations
@@ -300,22 +301,21 @@ class SearchService:
 
         lexical: list[repo.Candidate] = []
         vector: list[repo.Candidate] = []
-        # The keyword leg runs on its own connection while the query is embedded; the
-        # vector leg and the hydration then share one connection and one transaction.
-        keyword = (
-            asyncio.ensure_future(self._keyword(access, filters, parsed, limit))
-            if mode != "semantic"
-            else None
-        )
+        # The query is embedded on the embedder's thread while the keyword leg runs; both
+        # legs and the hydration then share one connection and one transaction. One
+        # connection per search: a pool sized for the admitted calls never has to open
+        # (and later close) extra ones under load, and no search holds one connection
+        # while it waits for a second.
+        embedding_task = asyncio.ensure_future(self._embed(text)) if mode != "keyword" else None
         try:
-            embedding: list[float] | None = None
-            if mode != "keyword":
-                with phase("embed query"):
-                    embedding = (await self._embedder.embed_query(text)).tolist()
             async with self._db.sessions() as session:
                 async with session.begin():
+                    if mode != "semantic":
+                        lexical = await self._keyword_in(session, access, filters, parsed, limit)
                     tuned: dict[str, object] | None = None
-                    if embedding is not None:
+                    if embedding_task is not None:
+                        with phase("wait for query embedding"):
+                            embedding = await embedding_task
                         with phase("vector branch"):
                             branch, tuned = await self._vector(
                                 session, access, filters, embedding, limit
@@ -324,9 +324,6 @@ class SearchService:
                             vector = await self._honour_syntax(
                                 session, access, parsed, branch.candidates
                             )
-                    if keyword is not None:
-                        with phase("wait for keyword branch"):
-                            lexical = await keyword
                     with phase("fusion"):
                         fused = self._fuse(mode, text, lexical, vector)
                         ranked = best_chunk_per_document(fused)
@@ -334,8 +331,11 @@ class SearchService:
                         hits = await self._hydrate(session, access, parsed.scored, ranked, top_k)
                 repo.mark_tuned(tuned, self._scan(limit))
         finally:
-            if keyword is not None and not keyword.done():
-                keyword.cancel()
+            if embedding_task is not None:
+                if not embedding_task.done():
+                    embedding_task.cancel()
+                elif not embedding_task.cancelled():
+                    embedding_task.exception()  # retrieved: never logged as lost
         return SearchResult(query=text, hits=hits)
 
     def _fuse(
@@ -379,14 +379,28 @@ class SearchService:
         kept = await kw.satisfies_syntax(session, access, ids, parsed)
         return [c for c in vector if c.chunk_id in kept]
 
-    async def _keyword(
-        self, access: AccessFilter, filters: SearchFilters, parsed: ParsedQuery, limit: int
+    async def _embed(self, text: str) -> list[float]:
+        with phase("embed query"):
+            return (await self._embedder.embed_query(text)).tolist()
+
+    async def _keyword_in(
+        self,
+        session: AsyncSession,
+        access: AccessFilter,
+        filters: SearchFilters,
+        parsed: ParsedQuery,
+        limit: int,
     ) -> list[repo.Candidate]:
         s = self._settings.search
         params = kw.Bm25Params(k1=s.bm25_k1, b=s.bm25_b)
         with phase("keyword branch"):
-            async with self._db.sessions() as session, session.begin():
-                return await kw.bm25_candidates(session, access, filters, parsed, limit, params)
+            return await kw.bm25_candidates(session, access, filters, parsed, limit, params)
+
+    async def _keyword(
+        self, access: AccessFilter, filters: SearchFilters, parsed: ParsedQuery, limit: int
+    ) -> list[repo.Candidate]:
+        async with self._db.sessions() as session, session.begin():
+            return await self._keyword_in(session, access, filters, parsed, limit)
 
     async def keyword_search(
         self, access: AccessFilter, filters: SearchFilters, text: str, limit: int

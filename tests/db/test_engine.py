@@ -8,7 +8,13 @@ import pytest
 
 from core.errors import DatabaseUnavailable, PgvectorMissing
 from server.db.embedded import EmbeddedPostgres
-from server.db.engine import DatabaseTarget, check_database, parse_version, to_sqlalchemy_url
+from server.db.engine import (
+    DatabaseTarget,
+    check_database,
+    parse_version,
+    pool_shortfall,
+    to_sqlalchemy_url,
+)
 from server.settings import Settings
 from tests.support.live_server import free_port
 
@@ -108,3 +114,19 @@ def test_server_stops_after_a_killed_process_left_its_handle(tmp_path: Path) -> 
     survivor.start()
     survivor.stop()
     assert not (home / "pg" / "postmaster.pid").exists(), "the last live handle must stop it"
+
+
+def test_a_pool_smaller_than_the_admitted_calls_is_called_out() -> None:
+    # The defaults fit: 8 admitted calls, 10 pooled connections.
+    assert pool_shortfall(Settings()) is None
+    loaded = Settings(http={"max_concurrent_calls": 64}, database={"pool_size": 20})
+    warning = pool_shortfall(loaded)
+    assert warning is not None and "pool_size 20" in warning and "(66)" in warning
+    assert (
+        pool_shortfall(
+            loaded.model_copy(
+                update={"database": loaded.database.model_copy(update={"pool_size": 66})}
+            )
+        )
+        is None
+    )

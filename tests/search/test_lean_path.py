@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
 from server.embeddings.base import AsyncEmbedder, Embedder, Vectors
 from server.search import SearchFilters, SearchQuery, SearchTuning
+from server.search.query_syntax import parse_query
 from server.search.service import ScopeSizes, SearchService, exact_scan_threshold
 from server.settings import Settings
 from tests.search.conftest import ALL, ENG, HR, Company
@@ -201,3 +202,41 @@ def test_the_exact_scan_threshold_grows_with_the_square_root_of_the_corpus() -> 
     assert exact_scan_threshold(fixed, 1_000_000) == 3
     # 0 still means "always walk HNSW first", whatever the corpus.
     assert exact_scan_threshold(SearchTuning(exact_scan_below=0), 50_000) == 0
+
+
+async def test_a_hybrid_search_takes_one_connection_and_leaves_its_settings_as_found(
+    company: Company, make_settings: Callable[..., Settings], embedder: Embedder
+) -> None:
+    # Both legs and the hydration share one pooled connection: under load a search that
+    # held one connection while taking a second made the pool open and close extra ones.
+    settings = make_settings(database={"pool_size": 2, "max_overflow": 0})
+    assert settings.database.url is not None
+    db = Database.open(
+        DatabaseTarget(to_sqlalchemy_url(settings.database.url.get_secret_value())), settings
+    )
+    checkouts: list[object] = []
+    event.listen(db.engine.sync_engine.pool, "checkout", lambda *a: checkouts.append(a[0]))
+    model = AsyncEmbedder(embedder)
+    svc = SearchService(db, model, settings)
+    alice = acl_filter(*ALICE)
+    try:
+        found = await svc.search(alice, SearchQuery("incident runbook restore", mode="hybrid"))
+        searched = len(checkouts)
+        async with db.sessions() as session, session.begin():
+            configured = (
+                await session.execute(text("SHOW max_parallel_workers_per_gather"))
+            ).scalar_one()
+            lexical = await svc._keyword_in(
+                session, alice, SearchFilters(), parse_query("incident runbook"), LIMIT
+            )
+            # The keyword leg turns parallel workers off for its scoring statement only:
+            # the vector leg that follows in the same transaction plans as configured.
+            after = (
+                await session.execute(text("SHOW max_parallel_workers_per_gather"))
+            ).scalar_one()
+    finally:
+        model.close()
+        await db.dispose()
+    assert found.hits and lexical
+    assert searched == 1
+    assert after == configured
