@@ -124,7 +124,8 @@ def explain(dsn: str, statements: list[tuple[str, Any]]) -> list[dict[str, Any]]
         register_vector(conn)
         for sql, params in statements:
             head = " ".join(sql.split())
-            if head.startswith("SELECT set_config") or head.upper().startswith("SELECT 1"):
+            settings = ("SELECT set_config", "SET ")
+            if head.startswith(settings) or head.upper().startswith("SELECT 1"):
                 conn.execute(sql, params)
                 continue
             plan = [
