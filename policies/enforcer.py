@@ -18,8 +18,10 @@ drops or widens it first), so the re-check and the SQL see the same rules.
 from __future__ import annotations
 
 import functools
+import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -178,18 +180,54 @@ def _unique(rows: list[list[str]]) -> list[list[str]]:
     return list(seen.values())
 
 
+def _decision_key(row: RowAttributes) -> Hashable:
+    # Everything the matcher can read of a row (metadata by value: conditions test it).
+    metadata = json.dumps(row.metadata, sort_keys=True, default=str)
+    return (
+        row.document_id,
+        row.source,
+        row.collection,
+        row.path,
+        row.level,
+        row.acl,
+        row.content_type,
+        metadata,
+    )
+
+
 class RowChecker:
-    """``permits(row)`` for one caller: an enforcer holding only that caller's rules."""
+    """``permits(row)`` for one caller: an enforcer holding only that caller's rules.
+
+    Decisions are remembered per row attributes (LRU): one checker belongs to one policy
+    snapshot and one set of principals (the engine caches it per both; its enforcer is
+    never changed after it is built: a new policy is a new snapshot with new checkers),
+    and a decision depends on nothing else, so the documents a caller's searches keep
+    returning cost one Casbin evaluation each (about 0.2 ms) instead of one per hit. A row
+    whose ACL, collection, path or metadata changed is a new key.
+    """
+
+    MEMO_SIZE = 4096
 
     def __init__(self, enforcer: casbin.Enforcer, principals: frozenset[str]) -> None:
         self._enforcer = enforcer
         self._subject = Subject(principals)
         # pycasbin mutates its function map and role caches during enforce().
         self._lock = threading.Lock()
+        self._memo: OrderedDict[Hashable, bool] = OrderedDict()
 
     def __call__(self, row: RowAttributes) -> bool:
+        key = _decision_key(row)
         with self._lock:
-            return bool(self._enforcer.enforce(self._subject, row))
+            known = self._memo.get(key)
+            if known is not None:
+                self._memo.move_to_end(key)
+                return known
+            # An exception propagates (AccessFilter.permits denies) and is never remembered.
+            decision = bool(self._enforcer.enforce(self._subject, row))
+            self._memo[key] = decision
+            if len(self._memo) > self.MEMO_SIZE:
+                self._memo.popitem(last=False)
+            return decision
 
 
 def enforce(enforcer: casbin.Enforcer, principals: Iterable[str], row: Any) -> bool:

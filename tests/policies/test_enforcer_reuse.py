@@ -7,10 +7,13 @@ granted after the first decision has to count at the next one.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from unittest import mock
 
+import pytest
+
 from policies.access import RowAttributes
-from policies.enforcer import build_enforcer, enforce
+from policies.enforcer import RowChecker, build_enforcer, enforce
 
 
 def _row(collection: str, acl: tuple[str, ...] = (), level: int = 0) -> RowAttributes:
@@ -55,3 +58,34 @@ def test_a_role_granted_after_a_decision_counts_at_the_next() -> None:
     assert enforce(enforcer, {"user:ann"}, _row("eng"))
     enforcer.remove_grouping_policy("user:ann", "role:staff")
     assert not enforce(enforcer, {"user:ann"}, _row("eng"))
+
+
+def test_a_row_checker_remembers_decisions_per_row_attributes() -> None:
+    enforcer = build_enforcer(
+        [
+            ["group:eng", "collection:eng", "allow", "", 'metadata.team == "core"'],
+            ["group:eng", "doc:00000000-0000-0000-0000-000000000002", "deny", "", ""],
+        ]
+    )
+    checker = RowChecker(enforcer, frozenset({"group:eng"}))
+    core = replace(_row("eng"), metadata={"team": "core"})
+    with mock.patch.object(enforcer, "enforce", wraps=enforcer.enforce) as evaluated:
+        assert [checker(core) for _ in range(5)] == [True] * 5
+        assert evaluated.call_count == 1  # the same attributes: one Casbin evaluation
+        # Any attribute the matcher reads is part of the key: each is decided afresh.
+        assert not checker(replace(core, metadata={"team": "web"}))
+        assert not checker(replace(core, collection="hr"))
+        assert not checker(replace(core, document_id="00000000-0000-0000-0000-000000000002"))
+        assert checker(replace(core, acl=("user:x",)))
+        assert evaluated.call_count == 5
+        assert not checker(replace(core, metadata={"team": "web"}))  # a denial is remembered
+        assert evaluated.call_count == 5
+
+
+def test_a_failed_evaluation_is_not_remembered() -> None:
+    enforcer = build_enforcer([["group:eng", "collection:eng", "allow", "", ""]])
+    checker = RowChecker(enforcer, frozenset({"group:eng"}))
+    with mock.patch.object(enforcer, "enforce", side_effect=RuntimeError("boom")):
+        with pytest.raises(RuntimeError):
+            checker(_row("eng"))
+    assert checker(_row("eng"))
