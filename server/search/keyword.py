@@ -41,7 +41,7 @@ from sqlalchemy.sql.elements import Grouping
 from policies.access import AccessFilter, AuthzColumns
 from server.db.models import Bm25Corpus, Bm25Posting, Bm25Term, Chunk
 from server.search.query_syntax import ParsedQuery
-from server.search.repository import Candidate, _chunk_scope, custom_plans
+from server.search.repository import Candidate, _chunk_scope, custom_plans, plain_rows
 from server.search.schemas import SearchFilters
 from server.search.timing import phase
 
@@ -117,7 +117,8 @@ async def query_weights(session: AsyncSession, text: str) -> QueryWeights:
     how many terms the tokeniser yields and would otherwise sort the whole term table.
     Its plan does not depend on the caller, so it may be prepared.
     """
-    rows = (await session.execute(_WEIGHTS, {"query_text": text})).all()
+    conn = await session.connection()
+    rows = (await conn.execute(_WEIGHTS, {"query_text": text})).all()
     if not rows:
         return QueryWeights((), (), 1.0)
     n = max(int(rows[0].chunks), 1)
@@ -163,7 +164,7 @@ async def bm25_candidates(
     with phase("keyword: scoring"):
         # Planned with this caller's values every time (see repository.custom_plans).
         async with custom_plans(session):
-            rows = (await session.execute(stmt)).all()
+            rows = await plain_rows(session, stmt)
     await session.execute(_PARALLEL_AS_CONFIGURED)
     return [Candidate(r.chunk_id, r.document_id, float(r.score)) for r in rows]
 
@@ -230,8 +231,8 @@ async def matched_words(
         bindparam("query", query_text, type_=Text),
     )
     found: dict[int, set[str]] = {}
-    for chunk_id, word in (await session.execute(stmt)).all():
-        found.setdefault(int(chunk_id), set()).add(str(word))
+    for row in await plain_rows(session, stmt):
+        found.setdefault(int(row.id), set()).add(str(row.word))
     return found
 
 

@@ -8,6 +8,7 @@ than the budget is cut, at a word boundary, with an ellipsis.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection
 
@@ -27,6 +28,14 @@ def split_sentences(text: str) -> list[str]:
 def _word_pattern(words: Collection[str]) -> re.Pattern[str] | None:
     if not words:
         return None
+    return _compiled_word_pattern(frozenset(words))
+
+
+# A hit's passage and its highlight use the same words, and the hits of one query mostly
+# share them: compiled once, not twice per hit (re's own cache is keyed by pattern text,
+# which has to be built first, and holds few).
+@functools.lru_cache(maxsize=256)
+def _compiled_word_pattern(words: frozenset[str]) -> re.Pattern[str]:
     alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
     # Whole tokens only: not inside a longer run of letters, digits or joiners.
     return re.compile(rf"(?<![\w@.-])(?:{alternatives})(?![\w@-]|\.\w)", re.IGNORECASE)

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
+    Executable,
+    Row,
     Select,
     Text,
     and_,
@@ -207,6 +209,18 @@ async def custom_plans(session: AsyncSession) -> AsyncIterator[None]:
         raw.prepare_threshold = before
 
 
+async def plain_rows(session: AsyncSession, stmt: Executable) -> Sequence[Row[Any]]:
+    """The rows of a statement that selects plain columns, run by SQLAlchemy Core on the
+    session's connection (same transaction).
+
+    ``session.execute`` adds the ORM's execution layer (compile state, loader options,
+    ORM result set-up): about a third of SQLAlchemy's time per statement in a search,
+    for rows that hold no entities anyway.
+    """
+    conn = await session.connection()
+    return (await conn.execute(stmt)).all()
+
+
 async def estimated_chunks(session: AsyncSession) -> float | None:
     """The planner's row estimate of the chunk table (None before it was ever analysed)."""
     found = await session.execute(
@@ -251,7 +265,7 @@ async def vector_candidates(
     )
     with phase("vector: query" if not exact else "vector: query (exact)"):
         async with custom_plans(session):
-            rows = (await session.execute(stmt)).all()
+            rows = await plain_rows(session, stmt)
     ordered = sorted(rows, key=lambda r: (r.distance, r.id))
     return [Candidate(r.id, r.document_id, float(r.distance)) for r in ordered]
 
@@ -342,7 +356,7 @@ async def load_chunks(
         )
     )
     found: dict[int, ChunkRow] = {}
-    rows = (await session.execute(stmt)).all()
+    rows = await plain_rows(session, stmt)
     if keep is not None:
         rank = {chunk_id: i for i, chunk_id in enumerate(chunk_ids)}
         rows = sorted(rows, key=lambda r: rank[r.id])

@@ -381,7 +381,8 @@ class SearchService:
 
     async def _embed(self, text: str) -> list[float]:
         with phase("embed query"):
-            return (await self._embedder.embed_query(text)).tolist()
+            vector: list[float] = (await self._embedder.embed_query(text)).tolist()
+        return vector
 
     async def _keyword_in(
         self,
