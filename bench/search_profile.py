@@ -237,13 +237,14 @@ async def mcp_vs_direct(
 
 CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("query embedding (ONNX/torch, worker thread)", ("embed_query", "onnxruntime", "torch")),
-    ("audit write", ("_insert_alone", "recorder.py")),
+    ("audit write", ("_insert_alone", "recorder.py", "audit/group_commit.py")),
     ("policy filter", ("filter_for",)),
     ("search: hydration + re-check + passages", ("_hydrate", "load_chunks", "matched_words")),
     ("search: keyword branch", ("bm25_candidates", "_keyword")),
     ("search: vector branch", ("vector_search", "vector_candidates", "count_allowed")),
     ("search: other", ("server/search/",)),
-    ("token / API key verification", ("mcp_verifier", "auth/", "jwt")),
+    # server/auth/, not auth/: the SDK's auth middleware wraps every MCP request.
+    ("token / API key verification", ("mcp_verifier", "server/auth/", "jwt")),
     ("MCP SDK (JSON-RPC, validation, per-request server)", ("mcp/", "mcp_types", "pydantic")),
     ("HTTP (uvicorn, h11, starlette, middleware)", ("uvicorn", "h11", "starlette", "server/http")),
     ("SQLAlchemy / psycopg (any query: greenlet stacks hide which)", ("sqlalchemy", "psycopg")),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import fields
 
 from sqlalchemy import ColumnElement, Text, and_, false, literal, not_, or_, true
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -106,7 +107,7 @@ def compile_predicate(snapshot: PolicySnapshot, principals: Iterable[str]) -> Pr
     allows = _unique(r for r in rules if r.effect == "allow")
     denies = _unique(r for r in rules if r.effect == "deny")
 
-    def where(cols: AuthzColumns) -> ColumnElement[bool]:
+    def build(cols: AuthzColumns) -> ColumnElement[bool]:
         if not allows:
             return false()
         allowed = or_(*(rule_sql(r, cols, snapshot, closure) for r in allows))
@@ -115,7 +116,29 @@ def compile_predicate(snapshot: PolicySnapshot, principals: Iterable[str]) -> Pr
         denied = or_(*(rule_sql(r, cols, snapshot, closure) for r in denies))
         return and_(allowed, not_(denied))
 
+    # A search puts the predicate into three or four statements over the same model
+    # columns, and the engine keeps this builder per snapshot and principals: the
+    # (immutable) expression is built once per set of columns. Keyed by the columns'
+    # identities; each entry holds its columns, so no key is reused by other objects.
+    built: dict[tuple[int, ...], tuple[AuthzColumns, ColumnElement[bool]]] = {}
+
+    def where(cols: AuthzColumns) -> ColumnElement[bool]:
+        key = tuple(id(c) for c in _columns_of(cols))
+        found = built.get(key)
+        if found is not None:
+            return found[1]
+        expression = build(cols)
+        if len(built) >= 32:  # aliased columns (rare) are new objects each time
+            built.clear()
+        built[key] = (cols, expression)
+        return expression
+
     return where
+
+
+def _columns_of(cols: AuthzColumns) -> tuple[object, ...]:
+    """The column objects of ``cols``, not copied (``dataclasses.astuple`` deep-copies)."""
+    return tuple(getattr(cols, f.name) for f in fields(cols))
 
 
 def _unique(rules: Iterable[EffectiveRule]) -> list[EffectiveRule]:

@@ -1,0 +1,55 @@
+"""A caller's SQL predicate is built once per set of columns and reused across statements;
+columns of another table or alias get their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, literal, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import aliased
+
+from policies.access import AuthzColumns
+from policies.compiler import compile_predicate
+from policies.rules import AccessRule, PolicySet
+from policies.snapshot import PolicySnapshot
+from server.db.models import Chunk, Document
+
+POLICY = PolicySet.of(
+    [
+        AccessRule("group:eng", "collection:eng"),
+        AccessRule("group:eng", "collection:eng/secret", "deny"),
+        AccessRule("group:eng", "acl:source"),
+    ]
+)
+
+
+def _sql(expression: ColumnElement[bool], table: Any) -> str:
+    stmt = select(literal(1)).select_from(table).where(expression)
+    return str(stmt.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+
+
+def test_the_predicate_is_built_once_per_set_of_columns() -> None:
+    where = compile_predicate(PolicySnapshot(1, POLICY), {"group:eng"})
+    first = where(AuthzColumns.of_chunks(Chunk))
+    assert where(AuthzColumns.of_chunks(Chunk)) is first
+    on_documents = where(AuthzColumns.of_documents(Document))
+    assert on_documents is not first
+    assert "chunks.collection" in _sql(first, Chunk)
+    assert "documents.collection" in _sql(on_documents, Document)
+    # An alias is a table of its own: its predicate names the alias, never the base table.
+    alias = aliased(Chunk, name="c2")
+    on_alias = where(AuthzColumns.of_chunks(alias))
+    assert on_alias is not first
+    sql = _sql(on_alias, alias)
+    assert "c2.collection" in sql and "chunks.collection" not in sql
+    # The deny is part of every one of them.
+    assert all("NOT" in _sql(e, t) for e, t in ((first, Chunk), (on_alias, alias)))
+
+
+def test_past_the_memo_size_every_alias_still_gets_its_own_predicate() -> None:
+    where = compile_predicate(PolicySnapshot(1, POLICY), {"group:eng"})
+    for i in range(100):
+        alias = aliased(Chunk, name=f"a{i}")
+        assert f"a{i}.collection" in _sql(where(AuthzColumns.of_chunks(alias)), alias)
+    assert where(AuthzColumns.of_chunks(Chunk)) is where(AuthzColumns.of_chunks(Chunk))
