@@ -552,7 +552,8 @@ The corpus, policy and callers of the throughput benchmark (below). In process:
 `reading.search` (policy filter, search service, audit row) one call at a time, distinct
 queries, query cache off, thirteen callers in turn, phases from `server.search.timing`
 (concurrent phases each show their own wall time: the keyword branch runs beside the query
-embedding and the vector branch). Over MCP: `kb serve` on the same database, one httpx
+embedding; before `session5` it also ran beside the vector branch, on a connection of its
+own). Over MCP: `kb serve` on the same database, one httpx
 client posting stateless 2026-07-28 `tools/call search`, in blocks of 25 alternating with
 in-process calls; the difference of the two p50s is what HTTP, token verification,
 JSON-RPC and the MCP SDK add. Statements: the SQL one search sends, re-run under

@@ -677,7 +677,8 @@ its PostgreSQL, the load generator and other work; load average {load_before} be
 `http.max_concurrent_calls: {MAX_CALLS}` so that 64 clients are never shed,
 `database.pool_size: {MAX_CALLS + 2}` so that the pool holds a connection per admitted call
 instead of opening and closing overflow ones, the rest default) on a generated corpus of real CISI
-text; {n_tokens} callers in different groups ({n_tokens - 1} dev JWTs verified per request,
+text (VACUUM ANALYZE after the bulk load: the statistics and visibility map autovacuum
+leaves a settled database); {n_tokens} callers in different groups ({n_tokens - 1} dev JWTs verified per request,
 one API key looked up in the database) under a policy of collection, source-ACL, path and
 deny rules. Load: `wrk` (one thread) with a Lua script posting stateless {VERSION}
 `tools/call search` requests (top_k 10), rotating the bearer token and never repeating a
@@ -717,25 +718,39 @@ def caveat(load_before: str) -> str:
 
 LIMITS = """
 What limits throughput: CPU, on both sides of the connection. The CPU columns above give
-what every search costs; at 100 searches/s both together would have to stay under 20 ms
-(two cores). From `py-spy` on `kb serve` under this load (`python -m
-bench search_profile --py-spy N` keeps the raw samples) the server's share splits into:
+what every search costs; at 100 searches/s the server and PostgreSQL together would have
+to stay under 20 ms per search (two cores), and they take about 35. By `py-spy` on `kb
+serve` under 4 clients (`python -m bench search_profile --py-spy N` keeps the raw
+samples; with py-spy's `--gil`, the thread holding the GIL, by innermost library frame):
 
-- **The search service's Python (about 40 % of the busy samples)**: SQLAlchemy's ORM
-  execution path (building, cache-keying and binding each statement: the access predicate
-  is a new expression per call; parameter processing), psycopg, the per-row Casbin
-  re-check of the kept hits (3.6x cheaper since the matcher is parsed once), passages.
-- **The query embedding (about 12 %)**: ONNX Runtime, one intra-op thread per query.
-- **HTTP, middleware and the MCP SDK (about 25 %)**: uvicorn's pure-Python h11 parser
-  (the header deadline of `server/http/protocol.py` builds on it), eleven ASGI layers
-  (limits, hosts, CORS, authentication, intake, metrics, request ids), the SDK's
-  stateless transport and JSON-RPC/tool validation. Token verification left this list:
-  verified tokens are remembered (`auth.verified_token_cache_s`).
-- **PostgreSQL**: the keyword leg (BM25 over the postings of the query's terms, joined to
-  the caller's allowed chunks), the vector leg (an exact scan of a few thousand allowed
-  rows for team-sized callers here, HNSW otherwise), the matched-words statement for the
-  passages, hydration, and the audit commit, each planned with the caller's values (never
-  prepared: the plan depends on the caller's selectivity).
+- **SQLAlchemy (about 30 % of the GIL samples) and psycopg (about 10 %)**: cache keys,
+  binding and execution of the ten or so statements of a search (BM25 weights and
+  scoring, the parallel-workers reset, the vector query, hydration, matched words, the
+  audit insert, BEGIN and COMMIT, the pool's pre-ping). The ORM's execution layer is gone
+  from the search's reads (they run through Core); what is left is paid per statement.
+- **The query embedding**: ONNX Runtime, about 4 ms of a core per query on this CPU.
+  Batching concurrent queries would save little here (measured: 3.8 ms for one query
+  alone, 3.2 ms per query in batches of 16).
+- **The search code (about 10 %)**: passages and highlights, fusion, the per-row
+  re-check (Casbin; decisions are now remembered per row attributes).
+- **asyncio, HTTP and the MCP SDK (about 20 %)**: the event loop, uvicorn's
+  pure-Python h11 parser (the header deadline of `server/http/protocol.py` builds on
+  it), the ASGI layers, the SDK's stateless transport and JSON-RPC/tool validation.
+- **PostgreSQL (about 15 ms per search)**: BM25 scoring joins the postings of the query's
+  terms to the caller's allowed chunks (a bitmap heap scan of a few thousand wide chunk
+  rows for a team-sized caller, about 870 pages), the vector leg (an exact scan of the
+  same allowed rows here, HNSW for larger callers), the matched-word tokenisation for the
+  passages, hydration, the audit insert and its commit.
+
+What was removed on the way here: a second pooled connection per search (under load the
+pool opened and closed a backend per call: 27.6 -> 31.7 searches/s at 16 clients from
+settling the benchmark's tables, then 31.7 -> 49.8 from the pool), the ORM execution
+layer on reads, predicate rebuilding, repeated Casbin evaluations. What would move it
+further (not done): a narrow table of the authorization columns for the keyword join,
+statements compiled once per caller and shape and sent without SQLAlchemy, psycopg's
+pipeline mode (BEGIN with the first statement), a C HTTP parser under the header
+deadline. 64 clients answer fewer searches than 16: 64 backends and 64 coroutines share
+the same two cores, and both CPU columns rise.
 
 One process runs all the Python (one GIL); `kb serve` has no `--workers`, and replicas
 (docs/scaling.md) add processes but not cores on one machine: the total CPU per search
