@@ -678,9 +678,10 @@ its PostgreSQL, the load generator and other work; load average {load_before} be
 `database.pool_size: {MAX_CALLS + 2}` so that the pool holds a connection per admitted call
 instead of opening and closing overflow ones, the rest default) on a generated corpus of real CISI
 text (VACUUM ANALYZE after the bulk load: the statistics and visibility map autovacuum
-leaves a settled database); {n_tokens} callers in different groups ({n_tokens - 1} dev JWTs verified per request,
-one API key looked up in the database) under a policy of collection, source-ACL, path and
-deny rules. Load: `wrk` (one thread) with a Lua script posting stateless {VERSION}
+leaves a settled database); {n_tokens} callers in different groups
+({n_tokens - 1} dev JWTs verified per request, one API key looked up in the database)
+under a policy of collection, source-ACL, path and deny rules.
+Load: `wrk` (one thread) with a Lua script posting stateless {VERSION}
 `tools/call search` requests (top_k 10), rotating the bearer token and never repeating a
 query, so every call embeds its query. Errors: socket errors, non-200 answers and
 answers that are JSON-RPC or tool errors (checked by the script on every response);
