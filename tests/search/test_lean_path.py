@@ -4,7 +4,8 @@ query embedding computed once. Real Postgres with pgvector, the real model, real
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,24 @@ LIMIT = 40
 
 def chunk_ids(company: Company, *titles: str) -> set[int]:
     return {c for t in titles for c in company.chunks[company.id(t)]}
+
+
+@asynccontextmanager
+async def service_on_own_pool(
+    settings: Settings, embedder: Embedder
+) -> AsyncIterator[tuple[SearchService, Database]]:
+    """A service on an engine of its own, with the pool ``settings`` give (tests that look
+    at connections)."""
+    assert settings.database.url is not None
+    db = Database.open(
+        DatabaseTarget(to_sqlalchemy_url(settings.database.url.get_secret_value())), settings
+    )
+    model = AsyncEmbedder(embedder)
+    try:
+        yield SearchService(db, model, settings), db
+    finally:
+        model.close()
+        await db.dispose()
 
 
 async def test_a_restrictive_caller_gets_exactly_its_rows_when_hnsw_comes_back_short(
@@ -80,14 +99,8 @@ async def test_caller_dependent_statements_are_never_prepared_and_by_id_ones_are
 ) -> None:
     # One pooled connection, so every statement below runs on the same backend.
     settings = make_settings(database={"pool_size": 1, "max_overflow": 0})
-    assert settings.database.url is not None
-    db = Database.open(
-        DatabaseTarget(to_sqlalchemy_url(settings.database.url.get_secret_value())), settings
-    )
-    model = AsyncEmbedder(embedder)
-    svc = SearchService(db, model, settings)
     alice = acl_filter(*ALICE)
-    try:
+    async with service_on_own_pool(settings, embedder) as (svc, db):
         # psycopg prepares a statement from its 5th execution, and forgets them all at a
         # rollback: search transactions commit.
         for i in range(8):
@@ -103,9 +116,6 @@ async def test_caller_dependent_statements_are_never_prepared_and_by_id_ones_are
                 name: (await session.execute(text(f"SHOW {name}"))).scalar_one()
                 for name in ("hnsw.iterative_scan", "hnsw.ef_search", "plan_cache_mode")
             }
-    finally:
-        model.close()
-        await db.dispose()
     assert not [s for s in prepared if "<=>" in s], prepared
     # The hydration by id: the same plan for everyone, so worth preparing.
     assert [s for s in prepared if "JOIN documents" in s and "chunks.id IN" in s], prepared
@@ -210,16 +220,10 @@ async def test_a_hybrid_search_takes_one_connection_and_leaves_its_settings_as_f
     # Both legs and the hydration share one pooled connection: under load a search that
     # held one connection while taking a second made the pool open and close extra ones.
     settings = make_settings(database={"pool_size": 2, "max_overflow": 0})
-    assert settings.database.url is not None
-    db = Database.open(
-        DatabaseTarget(to_sqlalchemy_url(settings.database.url.get_secret_value())), settings
-    )
-    checkouts: list[object] = []
-    event.listen(db.engine.sync_engine.pool, "checkout", lambda *a: checkouts.append(a[0]))
-    model = AsyncEmbedder(embedder)
-    svc = SearchService(db, model, settings)
     alice = acl_filter(*ALICE)
-    try:
+    checkouts: list[object] = []
+    async with service_on_own_pool(settings, embedder) as (svc, db):
+        event.listen(db.engine.sync_engine.pool, "checkout", lambda *a: checkouts.append(a[0]))
         found = await svc.search(alice, SearchQuery("incident runbook restore", mode="hybrid"))
         searched = len(checkouts)
         async with db.sessions() as session, session.begin():
@@ -234,9 +238,6 @@ async def test_a_hybrid_search_takes_one_connection_and_leaves_its_settings_as_f
             after = (
                 await session.execute(text("SHOW max_parallel_workers_per_gather"))
             ).scalar_one()
-    finally:
-        model.close()
-        await db.dispose()
     assert found.hits and lexical
     assert searched == 1
     assert after == configured
