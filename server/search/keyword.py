@@ -117,8 +117,7 @@ async def query_weights(session: AsyncSession, text: str) -> QueryWeights:
     how many terms the tokeniser yields and would otherwise sort the whole term table.
     Its plan does not depend on the caller, so it may be prepared.
     """
-    conn = await session.connection()
-    rows = (await conn.execute(_WEIGHTS, {"query_text": text})).all()
+    rows = await plain_rows(session, _WEIGHTS, {"query_text": text})
     if not rows:
         return QueryWeights((), (), 1.0)
     n = max(int(rows[0].chunks), 1)

@@ -209,7 +209,9 @@ async def custom_plans(session: AsyncSession) -> AsyncIterator[None]:
         raw.prepare_threshold = before
 
 
-async def plain_rows(session: AsyncSession, stmt: Executable) -> Sequence[Row[Any]]:
+async def plain_rows(
+    session: AsyncSession, stmt: Executable, params: dict[str, Any] | None = None
+) -> Sequence[Row[Any]]:
     """The rows of a statement that selects plain columns, run by SQLAlchemy Core on the
     session's connection (same transaction).
 
@@ -218,7 +220,7 @@ async def plain_rows(session: AsyncSession, stmt: Executable) -> Sequence[Row[An
     for rows that hold no entities anyway.
     """
     conn = await session.connection()
-    return (await conn.execute(stmt)).all()
+    return (await conn.execute(stmt, params)).all()
 
 
 async def estimated_chunks(session: AsyncSession) -> float | None:

@@ -397,18 +397,15 @@ class SearchService:
         with phase("keyword branch"):
             return await kw.bm25_candidates(session, access, filters, parsed, limit, params)
 
-    async def _keyword(
-        self, access: AccessFilter, filters: SearchFilters, parsed: ParsedQuery, limit: int
-    ) -> list[repo.Candidate]:
-        async with self._db.sessions() as session, session.begin():
-            return await self._keyword_in(session, access, filters, parsed, limit)
-
     async def keyword_search(
         self, access: AccessFilter, filters: SearchFilters, text: str, limit: int
     ) -> list[repo.Candidate]:
         """The keyword leg alone (benchmarks and diagnostics): BM25, best first."""
         text = check_query_text(text)
-        return await self._keyword(access, check_filters(filters), parse_query(text), limit)
+        async with self._db.sessions() as session, session.begin():
+            return await self._keyword_in(
+                session, access, check_filters(filters), parse_query(text), limit
+            )
 
     async def vector_search(
         self, access: AccessFilter, filters: SearchFilters, embedding: Sequence[float], limit: int
