@@ -256,7 +256,8 @@ class AuthSettings(_Section):
         description=(
             "Seconds a verified bearer JWT is remembered (never past its exp + leeway), so a "
             "client's repeated calls skip the signature check; 0 verifies every request. "
-            "Bounds how long a token signed by a key dropped from the JWKS stays accepted."
+            "Once the server sees the JWKS drop a key (a file at once, a URL when its key set "
+            "is next fetched), cached tokens are verified again."
         ),
     )
 

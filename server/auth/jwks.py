@@ -3,6 +3,10 @@
 Keys are looked up by ``kid``. An unknown ``kid`` triggers one refresh (the issuer may
 have rotated its keys), at most once per ``refresh_interval_s`` so a flood of forged kids
 cannot hammer the issuer. A file is re-read when its modification time changes.
+
+``generation`` counts the reloads that dropped a key. A verified-token cache records it
+with each token and trusts an entry only while it is unchanged, so a token signed by a key
+the issuer withdrew is refused as soon as the withdrawal is seen, not a cache time later.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import httpx
 import jwt
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 log = logging.getLogger(__name__)
@@ -38,6 +43,12 @@ class SigningKey:
     kty: str
     alg: str | None
     key: Any  # a cryptography public key
+
+
+def _identity(key: SigningKey) -> tuple[str | None, str, bytes]:
+    """What makes two keys the same key: kid, type and the public key itself."""
+    der: bytes = key.key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return key.kid, key.kty, der
 
 
 class KeyNotFound(Exception):
@@ -99,6 +110,7 @@ class JwksSource:
         self._last_attempt = float("-inf")
         self._file_mtime: float | None = None
         self._lock = asyncio.Lock()
+        self.generation = 0
 
     @property
     def description(self) -> str:
@@ -137,9 +149,20 @@ class JwksSource:
                 # Keep the old keys: a flaky issuer must not lock everyone out.
                 log.error("cannot load JWKS from %s: %s", self.description, exc)
                 return False
+            if {_identity(k) for k in self._keys} - {_identity(k) for k in keys}:
+                self.generation += 1
+                log.warning("the JWKS at %s dropped a signing key", self.description)
             self._keys, self._loaded_at, self._file_mtime = keys, now, mtime
             log.info("loaded %d signing keys from %s", len(keys), self.description)
             return True
+
+    async def current_generation(self) -> int:
+        """The generation after picking up a changed file or an expired key set."""
+        stale = bool(self._keys) and time.monotonic() - self._loaded_at > self.ttl_s
+        changed = self._file_changed()
+        if stale or changed:
+            await self.refresh(force=changed)
+        return self.generation
 
     def _match(self, kid: str | None, alg: str) -> SigningKey | None:
         kty = KEY_TYPE_FOR_ALG.get(alg)

@@ -137,10 +137,17 @@ class Authenticator:
             caller = await self.api_keys.authenticate(token, transport=transport)
             return Authenticated(caller, "api_key")
         known = self.verified.get(token)
+        generation = await self._key_generation()
+        if known is not None and known.key_generation != generation:
+            # The issuer dropped a key since this token was verified: check it again.
+            self.verified.forget(token)
+            known = None
         if known is not None:
             # A copy: the claims of one request are never another request's object.
             claims, method = dict(known.claims), cast(Method, known.method)
         else:
+            # The generation read before verifying: a reload during verification leaves the
+            # entry older than the keys, so it is checked again next time (the safe side).
             claims, method = await self._verify(token)
         caller = caller_from_claims(claims, self.settings.auth, transport=transport)
         exp = claims.get("exp")
@@ -149,8 +156,11 @@ class Authenticator:
         # Reporting the bare exp made /mcp refuse what /admin accepted for leeway seconds.
         expires_at = exp + self.settings.auth.leeway_s if isinstance(exp, int) else None
         if known is None and expires_at is not None:
-            self.verified.put(token, dict(claims), method, expires_at)
+            self.verified.put(token, dict(claims), method, expires_at, generation)
         return Authenticated(caller, method, expires_at, claims)
+
+    async def _key_generation(self) -> int:
+        return await self.verifier.keys.current_generation() if self.verifier else 0
 
     async def _verify(self, token: str) -> tuple[dict[str, Any], Method]:
         """Signature and claims of a bearer JWT, by the dev issuer or the configured one."""

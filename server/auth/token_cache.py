@@ -7,9 +7,12 @@ claims are a pure function of the token, the issuer's keys and the clock, so the
 reused until the earlier of
 
 * the moment verification itself would start refusing it (``exp`` plus the leeway), and
-* ``auth.verified_token_cache_s`` after it was verified: the longest a token signed by a
-  key the issuer has since dropped from its JWKS is still accepted (the JWKS cache has a
-  TTL of its own too).
+* ``auth.verified_token_cache_s`` after it was verified.
+
+Each entry also carries the JWKS ``generation`` it was verified under; the authenticator
+drops an entry once the issuer's key set has lost a key since (a JWKS file is checked on
+every request, a JWKS URL when its own TTL runs out), so a rotation away from a key takes
+effect at once for cached tokens too.
 
 Only successes are kept (a refused token is verified again each time, and says why).
 Entries are keyed by a SHA-256 of the token, so the cache holds no bearer secrets.
@@ -29,6 +32,7 @@ class VerifiedToken:
     claims: dict[str, Any]
     method: str
     until: float  # time.time() after which the token must be verified again
+    key_generation: int = 0  # the issuer's JWKS generation when it was verified
 
 
 class VerifiedTokenCache:
@@ -56,15 +60,25 @@ class VerifiedTokenCache:
         self._items.move_to_end(key)
         return found
 
-    def put(self, token: str, claims: dict[str, Any], method: str, expires_at: float) -> None:
+    def put(
+        self,
+        token: str,
+        claims: dict[str, Any],
+        method: str,
+        expires_at: float,
+        key_generation: int = 0,
+    ) -> None:
         """Remember a token verified just now; ``expires_at`` is exp + leeway."""
         if self.ttl_s <= 0:
             return
         until = min(time.time() + self.ttl_s, expires_at)
-        self._items[self._key(token)] = VerifiedToken(claims, method, until)
+        self._items[self._key(token)] = VerifiedToken(claims, method, until, key_generation)
         self._items.move_to_end(self._key(token))
         while len(self._items) > self.max_entries:
             self._items.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        self._items.pop(self._key(token), None)
 
     def __len__(self) -> int:
         return len(self._items)
