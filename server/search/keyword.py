@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Float,
     Select,
@@ -181,65 +180,10 @@ async def satisfies_syntax(
     return set((await session.execute(stmt)).scalars())
 
 
-# Each distinct surface word of the chunks goes once through the tokeniser (a word that
-# occurs in every chunk is tokenised once, not once per occurrence). For one token,
-# kb_bm25_terms yields what kb_bm25_stem yields for a plain word and what
-# kb_bm25_token_terms yields for a compound one (the same test of the token's shape as
-# kb_bm25_terms); calling those directly, plain words cost one inlined ts_lexize each
-# instead of a set-returning function call with its own regular-expression scan (250
-# distinct words of 10 chunks: about 9 ms of the database's time per search before).
-_COMPOUND = "'[-_./@:+#]|[[:lower:][:digit:]][[:upper:]]|[[:upper:]]{3}[[:lower:]]'"
-_MATCHED_WORDS = text(
-    f"""
-    WITH q AS MATERIALIZED (SELECT DISTINCT t FROM kb_bm25_terms(:query) AS t),
-    tok AS MATERIALIZED (
-        SELECT DISTINCT d.id, m[1] AS word
-        FROM unnest(:ids, :docs) AS d(id, doc),
-             regexp_matches(d.doc, '[[:alnum:]]+(?:[-_./@:+#][[:alnum:]]+)*', 'g') AS m
-    ),
-    words AS MATERIALIZED (SELECT DISTINCT word FROM tok),
-    hit AS (
-        SELECT w.word FROM words AS w
-        WHERE w.word !~ {_COMPOUND} AND kb_bm25_stem(w.word) IN (SELECT t FROM q)
-        UNION ALL
-        SELECT w.word FROM words AS w
-        WHERE w.word ~ {_COMPOUND} AND EXISTS (
-            SELECT 1 FROM kb_bm25_token_terms(w.word) AS t(term)
-            WHERE t.term IN (SELECT t FROM q)
-        )
-    )
-    SELECT tok.id, tok.word FROM tok JOIN hit USING (word)
-    """
-)
-
-
-async def matched_words(
-    session: AsyncSession, chunk_texts: dict[int, str], query_text: str
-) -> dict[int, set[str]]:
-    """Per chunk, the surface words (as written) whose terms the query shares.
-
-    Used to pick the passage to show: the same tokeniser decides what matched, so
-    ``ERR-4031`` and ``running`` (query: ``run``) are found as the index found them.
-    """
-    if not chunk_texts or not query_text.strip():
-        return {}
-    ids = list(chunk_texts)
-    stmt = _MATCHED_WORDS.bindparams(
-        bindparam("ids", ids, type_=ARRAY(BigInteger)),
-        bindparam("docs", [chunk_texts[i] for i in ids], type_=ARRAY(Text)),
-        bindparam("query", query_text, type_=Text),
-    )
-    found: dict[int, set[str]] = {}
-    for row in await plain_rows(session, stmt):
-        found.setdefault(int(row.id), set()).add(str(row.word))
-    return found
-
-
 __all__ = [
     "Bm25Params",
     "QueryWeights",
     "bm25_candidates",
-    "matched_words",
     "query_weights",
     "satisfies_syntax",
 ]

@@ -31,7 +31,8 @@ from server.embeddings import AsyncEmbedder
 from server.observability.metrics import observed_search
 from server.search import keyword as kw
 from server.search import repository as repo
-from server.search.passages import highlight, make_passage
+from server.search.matched_words import matched_words
+from server.search.passages import MatchedWords
 from server.search.query_syntax import ParsedQuery, looks_up_identifier, parse_query
 from server.search.schemas import (
     DOCUMENT_URI_PREFIX,
@@ -501,14 +502,15 @@ class SearchService:
         kept = [(score, rows[c.chunk_id]) for score, c in wanted if c.chunk_id in rows]
         kept = kept[:top_k]
         with phase("hydration: matched words"):
-            matched = await kw.matched_words(
+            matched = await matched_words(
                 session, {r.chunk_id: r.text for _, r in kept}, scored_text
             )
         marked = self._settings.search.highlight
+        words_of = MatchedWords(matched.values())
         hits: list[SearchHit] = []
         for score, row in kept:
             words = matched.get(row.chunk_id, set())
-            passage = make_passage(row.text, words, chars)
+            passage = words_of.passage(row.text, words, chars)
             hits.append(
                 SearchHit(
                     document_id=row.document_id,
@@ -523,7 +525,7 @@ class SearchService:
                     content_type=row.content_type,
                     modified_at=row.modified_at,
                     heading=row.heading,
-                    highlight=highlight(passage, words) if marked else None,
+                    highlight=words_of.highlight(passage, words) if marked else None,
                 )
             )
         return tuple(hits)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from server.search.passages import ELLIPSIS, highlight, make_passage, split_sentences
+from server.search.passages import (
+    ELLIPSIS,
+    MatchedWords,
+    highlight,
+    make_passage,
+    split_sentences,
+)
 
 TEXT = (
     "Backups run every night. Nightly jobs call pg_dump on each primary, e.g. the orders "
@@ -40,3 +46,22 @@ def test_whole_tokens_only_and_a_long_sentence_is_cut_at_a_word() -> None:
     assert make_passage(text, {"dump"}, 30) == "A dump of the cache is taken…"
     assert make_passage(text, {"dump"}, 30).endswith(ELLIPSIS)
     assert highlight("Run pg_dump, not dump.", {"pg_dump"}) == "Run **pg_dump**, not dump."
+
+
+def test_one_pattern_for_all_hits_finds_what_each_hits_own_would() -> None:
+    """The hits of a search share one compiled pattern; a hit still shows only its words."""
+    first = "Restores use pg_restore. A dump is kept."
+    second = "We run pg_dump daily. The dump of the cache is weekly. Run it."
+    both = MatchedWords([{"pg_restore", "dump"}, {"pg_dump", "Run"}])
+    for text, words in ((first, {"pg_restore", "dump"}), (second, {"pg_dump", "Run"})):
+        assert both.passage(text, words, 40) == make_passage(text, words, 40)
+        assert both.highlight(text, words) == highlight(text, words)
+    # "dump" is only the first hit's word: the second hit's passage does not mark it, and
+    # the first hit's "pg_dump"-less text never marks the other hit's word.
+    assert both.highlight(second, {"pg_dump", "Run"}) == (
+        "We **run** **pg_dump** daily. The dump of the cache is weekly. **Run** it."
+    )
+    assert both.highlight(first, {"pg_restore", "dump"}) == (
+        "Restores use **pg_restore**. A **dump** is kept."
+    )
+    assert both.passage(second, set(), 25) == "We run pg_dump daily."

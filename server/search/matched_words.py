@@ -1,0 +1,128 @@
+"""Which surface words of a search's hits the query matched (for passages and highlights).
+
+The database's own tokeniser (``kb_bm25_terms``, the one that indexed the chunks) decides,
+so ``ERR-4031`` and ``running`` (query: ``run``) are found as the index found them.
+
+Stemming every distinct word of ten hits in the database cost more of its time per search
+than loading them, and nearly all of those words cannot match: the English Snowball
+stemmer keeps a word's first two letters (reading ``y`` as ``i``: dying -> die), so a plain
+word can only stem to a query term if it starts like some word of the query. For ASCII
+text, where Python's ``[A-Za-z0-9]`` and the database's ``[[:alnum:]]`` agree, the hits are
+tokenised here and only words that may match go to the database; those still get its
+exact decision. Anything that could be a compound token (a joiner or an inner capital)
+always goes, short words always go, and a non-ASCII chunk or query is tokenised by the
+database as a whole, so no word the database would match is left out.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import BigInteger, Text, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.search.repository import plain_rows
+
+# kb_bm25_terms' token pattern, for ASCII text.
+_ASCII_TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-_./@:+#][A-Za-z0-9]+)*")
+# A superset of the compound shape below (a joiner, or any capital after the first letter).
+_MAYBE_COMPOUND = re.compile(r"[-_./@:+#]|.[A-Z]")
+# Where a word of the query may start: a run of letters and digits, or a capital inside one
+# (CamelCase and ACRONYMWord parts are words of their own to the tokeniser).
+_WORD_START = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]|[A-Z]")
+
+
+def _start(word: str) -> str:
+    return word[:2].lower().replace("y", "i")
+
+
+def _query_starts(query: str) -> frozenset[str]:
+    return frozenset(_start(query[m.start() : m.start() + 2]) for m in _WORD_START.finditer(query))
+
+
+def _may_match(token: str, starts: frozenset[str]) -> bool:
+    return len(token) < 3 or _MAYBE_COMPOUND.search(token) is not None or _start(token) in starts
+
+
+# Each distinct word goes once through the tokeniser (a word that occurs in every chunk is
+# tokenised once, not once per occurrence). For one token, kb_bm25_terms yields what
+# kb_bm25_stem yields for a plain word and what kb_bm25_token_terms yields for a compound
+# one (the same test of the token's shape as kb_bm25_terms); calling those directly, plain
+# words cost one inlined ts_lexize each instead of a set-returning function call with its
+# own regular-expression scan.
+_COMPOUND = "'[-_./@:+#]|[[:lower:][:digit:]][[:upper:]]|[[:upper:]]{3}[[:lower:]]'"
+_MATCHED_WORDS = text(
+    f"""
+    WITH q AS MATERIALIZED (SELECT DISTINCT t FROM kb_bm25_terms(:query) AS t),
+    tok AS MATERIALIZED (
+        SELECT d.id, d.word FROM unnest(:word_ids, :words) AS d(id, word)
+        UNION
+        SELECT d.id, m[1] AS word
+        FROM unnest(:ids, :docs) AS d(id, doc),
+             regexp_matches(d.doc, '[[:alnum:]]+(?:[-_./@:+#][[:alnum:]]+)*', 'g') AS m
+    ),
+    words AS MATERIALIZED (SELECT DISTINCT word FROM tok),
+    hit AS (
+        SELECT w.word FROM words AS w
+        WHERE w.word !~ {_COMPOUND} AND kb_bm25_stem(w.word) IN (SELECT t FROM q)
+        UNION ALL
+        SELECT w.word FROM words AS w
+        WHERE w.word ~ {_COMPOUND} AND EXISTS (
+            SELECT 1 FROM kb_bm25_token_terms(w.word) AS t(term)
+            WHERE t.term IN (SELECT t FROM q)
+        )
+    )
+    SELECT tok.id, tok.word FROM tok JOIN hit USING (word)
+    """
+).bindparams(
+    bindparam("query", type_=Text),
+    bindparam("word_ids", type_=ARRAY(BigInteger)),
+    bindparam("words", type_=ARRAY(Text)),
+    bindparam("ids", type_=ARRAY(BigInteger)),
+    bindparam("docs", type_=ARRAY(Text)),
+)
+
+
+def candidate_words(
+    chunk_texts: dict[int, str], query_text: str
+) -> tuple[list[tuple[int, str]], dict[int, str]]:
+    """(chunk id, word) pairs that may match the query, and the texts the database must
+    tokenise itself (all of them when the query is not ASCII)."""
+    if not query_text.isascii():
+        return [], dict(chunk_texts)
+    starts = _query_starts(query_text)
+    pairs: list[tuple[int, str]] = []
+    whole: dict[int, str] = {}
+    for chunk_id, chunk_text in chunk_texts.items():
+        if not chunk_text.isascii():
+            whole[chunk_id] = chunk_text
+            continue
+        tokens = set(_ASCII_TOKEN.findall(chunk_text))
+        pairs.extend((chunk_id, t) for t in tokens if _may_match(t, starts))
+    return pairs, whole
+
+
+async def matched_words(
+    session: AsyncSession, chunk_texts: dict[int, str], query_text: str
+) -> dict[int, set[str]]:
+    """Per chunk, the surface words (as written) whose terms the query shares."""
+    if not chunk_texts or not query_text.strip():
+        return {}
+    pairs, whole = candidate_words(chunk_texts, query_text)
+    if not pairs and not whole:
+        return {}
+    params = {
+        "query": query_text,
+        "word_ids": [i for i, _ in pairs],
+        "words": [w for _, w in pairs],
+        "ids": list(whole),
+        "docs": list(whole.values()),
+    }
+    found: dict[int, set[str]] = {}
+    for row in await plain_rows(session, _MATCHED_WORDS, params):
+        found.setdefault(int(row.id), set()).add(str(row.word))
+    return found
+
+
+__all__ = ["candidate_words", "matched_words"]
