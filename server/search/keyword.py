@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Executable,
     Float,
     Select,
     Text,
@@ -132,8 +133,16 @@ async def bm25_candidates(
     query: ParsedQuery,
     limit: int,
     params: Bm25Params,
+    *,
+    broad: bool = False,
 ) -> list[Candidate]:
-    """The ``limit`` best allowed chunks by BM25, best first. Call inside a transaction."""
+    """The ``limit`` best allowed chunks by BM25, best first. Call inside a transaction.
+
+    ``broad``: the caller is known to read many chunks (the vector leg's cached scope
+    size), so the chunks are scored first and checked in score order until ``limit`` are
+    allowed (:func:`_probe_in_score_order`); otherwise every matching chunk is checked and
+    the allowed ones scored (:func:`_score_allowed`). Both return the same rows.
+    """
     if not query.scored:
         return []
     with phase("keyword: query weights"):
@@ -150,21 +159,77 @@ async def bm25_candidates(
     k1, b = params.k1, params.b
     norm = literal(k1 * (1.0 - b)) + literal(k1 * b / qw.avgdl) * cast(Bm25Posting.len, Float)
     score = func.sum(weight * tf * (k1 + 1.0) / (tf + norm))
-    conditions = [_chunk_scope(access, filters), *_syntax_conditions(query)]
-    stmt = (
+    matching = Bm25Posting.term == func.any(terms)
+    allowed = and_(_chunk_scope(access, filters), *_syntax_conditions(query))
+    with phase("keyword: scoring"):
+        if broad:
+            # Its plan is the same whatever the caller reads (the shape is fixed by the
+            # fences), so it may be prepared and planned once per connection.
+            rows = await plain_rows(session, _probe_in_score_order(score, matching, allowed, limit))
+        else:
+            # Planned with this caller's values every time (see repository.custom_plans).
+            async with custom_plans(session):
+                rows = await plain_rows(session, _score_allowed(score, matching, allowed, limit))
+    await session.execute(_PARALLEL_AS_CONFIGURED)
+    return [Candidate(r.chunk_id, r.document_id, float(r.score)) for r in rows]
+
+
+def _score_allowed(
+    score: ColumnElement[Any],
+    matching: ColumnElement[bool],
+    allowed: ColumnElement[bool],
+    limit: int,
+) -> Executable:
+    """Every chunk holding a query term is checked against the caller's predicate, and the
+    allowed ones are scored: the planner may instead scan the allowed chunks and hash-join
+    the postings, which wins when the caller reads few chunks and the terms are common."""
+    return (
         select(Bm25Posting.chunk_id, Chunk.document_id, score.label("score"))
         .join(Chunk, Chunk.id == Bm25Posting.chunk_id)
-        .where(Bm25Posting.term == func.any(terms), and_(*conditions))
+        .where(matching, allowed)
         .group_by(Bm25Posting.chunk_id, Chunk.document_id)
         .order_by(score.desc(), Bm25Posting.chunk_id)
         .limit(limit)
     )
-    with phase("keyword: scoring"):
-        # Planned with this caller's values every time (see repository.custom_plans).
-        async with custom_plans(session):
-            rows = await plain_rows(session, stmt)
-    await session.execute(_PARALLEL_AS_CONFIGURED)
-    return [Candidate(r.chunk_id, r.document_id, float(r.score)) for r in rows]
+
+
+def _probe_in_score_order(
+    score: ColumnElement[Any],
+    matching: ColumnElement[bool],
+    allowed: ColumnElement[bool],
+    limit: int,
+) -> Executable:
+    """The postings alone are scored (an index-only scan), sorted, and each chunk in score
+    order is checked against the caller's predicate until ``limit`` pass.
+
+    A caller who reads a share s of the chunks costs about limit / s primary-key probes
+    instead of one per matching chunk (about 2,400 for a four-word query on 20,000 chunks;
+    a corpus-wide reader's scoring went from 7.7 to 2.4 ms). The OFFSET 0 fences keep the
+    planner from flattening the subqueries into a join it would order afterwards: the
+    nested loop reads the scored chunks in order and the LIMIT stops it. Ties and the
+    rows returned are those of :func:`_score_allowed` (score, then chunk id).
+    """
+    scored = (
+        select(Bm25Posting.chunk_id, score.label("score"))
+        .where(matching)
+        .group_by(Bm25Posting.chunk_id)
+        .order_by(score.desc(), Bm25Posting.chunk_id)
+        .offset(0)
+        .subquery("scored")
+    )
+    readable = (
+        select(Chunk.document_id)
+        .where(Chunk.id == scored.c.chunk_id, allowed)
+        .offset(0)
+        .lateral("readable")
+    )
+    return (
+        select(scored.c.chunk_id, readable.c.document_id, scored.c.score)
+        .select_from(scored)
+        .join(readable, true())
+        .order_by(scored.c.score.desc(), scored.c.chunk_id)
+        .limit(limit)
+    )
 
 
 async def satisfies_syntax(

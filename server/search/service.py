@@ -395,8 +395,14 @@ class SearchService:
     ) -> list[repo.Candidate]:
         s = self._settings.search
         params = kw.Bm25Params(k1=s.bm25_k1, b=s.bm25_b)
+        # The vector leg's answer for this caller, when it has one: a caller known to read
+        # more than an exact scan's worth of chunks gets the keyword plan that checks
+        # chunks in score order (cheaper the more the caller reads).
+        broad = self.scope_sizes.get(ScopeSizes.key(access, filters)) is False
         with phase("keyword branch"):
-            return await kw.bm25_candidates(session, access, filters, parsed, limit, params)
+            return await kw.bm25_candidates(
+                session, access, filters, parsed, limit, params, broad=broad
+            )
 
     async def keyword_search(
         self, access: AccessFilter, filters: SearchFilters, text: str, limit: int

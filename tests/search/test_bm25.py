@@ -339,3 +339,117 @@ async def test_chunks_a_caller_cannot_read_do_not_move_their_scores(
     insert_documents(fresh_database, CORPUS[5:], embedder)
     after = {mode: await seen(mode) for mode in ("keyword", "hybrid")}
     assert after == before
+
+
+# ------------------------------------------------------------- the two scoring plans
+
+PLAN_QUERIES = [
+    "ERR-4031 robots",
+    "robots",
+    "pg_dump archive",
+    '"pg_dump archive"',
+    "robots -nightly",
+]
+
+
+def same_ranking(a: list[Candidate], b: list[Candidate]) -> bool:
+    """The same rows, best first, up to ties.
+
+    A chunk's score is a float sum over its query terms, and the two plans may add the
+    terms in another order, which can move the last bit: the thirty identical HR notes
+    then tie differently (by chunk id) within one plan. Scores are compared to 9
+    decimals; rows above the lowest returned score must be the same, and at that score
+    any of the tied rows may fill the remaining places.
+    """
+    ra = [(round(c.score, 9), c.chunk_id) for c in a]
+    rb = [(round(c.score, 9), c.chunk_id) for c in b]
+    if len(ra) != len(rb) or sorted(s for s, _ in ra) != sorted(s for s, _ in rb):
+        return False
+    if not ra:
+        return True
+    cut = ra[-1][0]
+    ordered = all(x[0] >= y[0] for x, y in zip(ra, ra[1:])) and all(
+        x[0] >= y[0] for x, y in zip(rb, rb[1:])
+    )
+    return ordered and {i for s, i in ra if s > cut} == {i for s, i in rb if s > cut}
+
+
+async def test_scoring_in_score_order_returns_what_scoring_the_allowed_rows_does(
+    fresh_database: str, settings: Settings, embedder: Embedder
+) -> None:
+    """A broad caller's keyword leg checks chunks in score order until enough pass; it must
+    return exactly the rows of the plan that checks every matching chunk: for readers of
+    everything, of one group, of nothing, with a deny-like narrowing by filters, after a
+    document was deleted, with phrases and exclusions, at small and large limits."""
+    from server.search import keyword as kw
+    from server.search.query_syntax import parse_query
+
+    insert_sources(fresh_database, {"wiki": ("files", ""), "hr": ("files", "")})
+    ids = insert_documents(fresh_database, CORPUS, embedder)
+    deleted = next(iter(ids))  # "Error ERR-4031", the best ERR-4031 match for engineers
+    with psycopg.connect(fresh_database) as conn:
+        conn.execute("UPDATE documents SET deleted_at = now() WHERE id = %s", (deleted,))
+    callers = {
+        "everyone": acl_filter(ENG, HR),
+        "eng": acl_filter(ENG),
+        "hr": acl_filter(HR),
+        "nobody": acl_filter("group:none"),
+    }
+    compared = 0
+    async with open_service(settings, embedder) as svc:
+        for name, access in callers.items():
+            for text in PLAN_QUERIES:
+                for limit in (3, 400):
+                    runs = []
+                    for broad in (False, True):
+                        async with svc._db.sessions() as session, session.begin():
+                            runs.append(
+                                await kw.bm25_candidates(
+                                    session,
+                                    access,
+                                    SearchFilters(),
+                                    parse_query(text),
+                                    limit,
+                                    kw.Bm25Params(),
+                                    broad=broad,
+                                )
+                            )
+                    checked, probed = runs
+                    label = f"{name} / {text} / {limit}"
+                    assert same_ranking(checked, probed), label
+                    assert all(c.document_id != deleted for c in probed), label
+                    compared += len(checked)
+        assert not await svc.keyword_search(callers["nobody"], SearchFilters(), "robots", 10)
+    assert compared > 100  # the comparisons saw rows, not empty lists
+
+
+async def test_a_search_picks_the_score_order_plan_only_for_a_caller_known_to_be_broad(
+    fresh_database: str, settings: Settings, embedder: Embedder
+) -> None:
+    from sqlalchemy import event
+
+    from server.search.service import ScopeSizes
+
+    insert_sources(fresh_database, {"wiki": ("files", "")})
+    insert_documents(fresh_database, CORPUS[:4], embedder)
+    eng = acl_filter(ENG)
+    async with open_service(settings, embedder) as svc:
+        sent: list[str] = []
+        event.listen(
+            svc._db.engine.sync_engine,
+            "before_cursor_execute",
+            lambda _c, _cur, statement, *_: sent.append(statement),
+        )
+        key = ScopeSizes.key(eng, SearchFilters())
+        plans = {}
+        for known in (None, True, False):  # unknown, small, broad
+            svc.scope_sizes._items.pop(key, None)
+            if known is not None:
+                svc.scope_sizes.put(key, known)
+            sent.clear()
+            result = await svc.search(eng, SearchQuery("pg_dump archive", top_k=3, mode="keyword"))
+            assert result.hits and result.hits[0].title in {"Backups", "Restores"}
+            scoring = [s for s in sent if "bm25_postings" in s]
+            assert len(scoring) == 1
+            plans[known] = "AS readable" in scoring[0]
+    assert plans == {None: False, True: False, False: True}
