@@ -720,38 +720,49 @@ def caveat(load_before: str) -> str:
 LIMITS = """
 What limits throughput: CPU, on both sides of the connection. The CPU columns above give
 what every search costs; at 100 searches/s the server and PostgreSQL together would have
-to stay under 20 ms per search (two cores), and they take about 35. By `py-spy` on `kb
-serve` under 4 clients (`python -m bench search_profile --py-spy N` keeps the raw
+to stay under 20 ms per search (two cores), and they take about 23-24 (session 6; 35 at
+the start of session 5). Runs on one machine vary: eight 20-second runs at 16 clients
+this session, over the last three commits, gave 61-73 searches/s. The server process is the busier side: about 13-14 ms per search,
+of which the query embedding (ONNX Runtime, its own thread) is about 4 ms and Python on
+the event loop the rest, so at 16 clients it runs near one full core. By `py-spy` on
+`kb serve` under 4 clients (`python -m bench search_profile --py-spy N` keeps the raw
 samples; with py-spy's `--gil`, the thread holding the GIL, by innermost library frame):
 
-- **SQLAlchemy (about 30 % of the GIL samples) and psycopg (about 10 %)**: cache keys,
-  binding and execution of the ten or so statements of a search (BM25 weights and
-  scoring, the parallel-workers reset, the vector query, hydration, matched words, the
-  audit insert, BEGIN and COMMIT, the pool's pre-ping). The ORM's execution layer is gone
-  from the search's reads (they run through Core); what is left is paid per statement.
-- **The query embedding**: ONNX Runtime, about 4 ms of a core per query on this CPU.
+- **SQLAlchemy and psycopg (about 15 %)**: binding and executing the nine or so statements
+  of a search (BM25 weights and scoring, the parallel-workers reset, the vector query,
+  hydration, matched words, the audit insert, BEGIN and COMMIT, the pool's pre-ping).
+  Measured alone, a cached Core statement costs about 120 us of client CPU against 50 us
+  for the same statement on the raw psycopg connection: about 0.6 ms per search.
+- **The query embedding (about 13 %)**: about 4 ms of a core per query on this CPU.
   Batching concurrent queries would save little here (measured: 3.8 ms for one query
   alone, 3.2 ms per query in batches of 16).
-- **The search code (about 10 %)**: passages and highlights, fusion, the per-row
-  re-check (Casbin; decisions are now remembered per row attributes).
-- **asyncio, HTTP and the MCP SDK (about 20 %)**: the event loop, uvicorn's
-  pure-Python h11 parser (the header deadline of `server/http/protocol.py` builds on
-  it), the ASGI layers, the SDK's stateless transport and JSON-RPC/tool validation.
-- **PostgreSQL (about 15 ms per search)**: BM25 scoring joins the postings of the query's
-  terms to the caller's allowed chunks (a bitmap heap scan of a few thousand wide chunk
-  rows for a team-sized caller, about 870 pages), the vector leg (an exact scan of the
-  same allowed rows here, HNSW for larger callers), the matched-word tokenisation for the
-  passages, hydration, the audit insert and its commit.
+- **The search code (about 30 %)**: building the statements (the caller's predicate is
+  built once, the statements around it per search), fusion, passages and highlights
+  (one compiled pattern per search since session 6, not one per hit), the per-row
+  re-check (Casbin; decisions are remembered per row attributes).
+- **asyncio, HTTP, token checks and the MCP SDK (about 30 %)**: the event loop, uvicorn's
+  pure-Python h11 parser (the header deadline of `server/http/protocol.py` builds on it),
+  the ASGI layers, bearer tokens (verified ones are cached; the API key of one of the
+  callers is looked up in the database on every call, so a revoked key stops at once),
+  the SDK's stateless transport and JSON-RPC/tool validation.
+- **PostgreSQL (about 9 ms per search)**: BM25 scoring (2-3 ms: the postings of the
+  query's terms checked against the caller's predicate; callers known to read many chunks
+  have them checked in score order until enough pass), the vector leg (about 1 ms),
+  hydration, matched words (about 1 ms: only the words of the hits that can stem to a
+  query term go to the database's tokeniser), the query weights, the audit insert and
+  the commits.
 
 What was removed on the way here: a second pooled connection per search (under load the
 pool opened and closed a backend per call: 27.6 -> 31.7 searches/s at 16 clients from
 settling the benchmark's tables, then 31.7 -> 49.8 from the pool), the ORM execution
-layer on reads, predicate rebuilding, repeated Casbin evaluations. What would move it
-further (not done): a narrow table of the authorization columns for the keyword join,
-statements compiled once per caller and shape and sent without SQLAlchemy, psycopg's
-pipeline mode (BEGIN with the first statement), a C HTTP parser under the header
-deadline. 64 clients answer fewer searches than 16: 64 backends and 64 coroutines share
-the same two cores, and both CPU columns rise.
+layer on reads, predicate rebuilding, repeated Casbin evaluations, a regular expression
+compiled per hit, the stemming of every word of the hits, a primary-key probe per
+matching chunk for broad callers. What would move it further (not done): statements
+compiled once per caller and shape and sent on the raw connection (about 0.6 ms), psycopg's
+pipeline mode (BEGIN with the first statement), a C HTTP parser under the header deadline,
+and a second server process (the server side is the one near a full core; the total CPU
+per search still caps two cores at about 90 searches/s). 64 clients answer fewer searches
+than 16: 64 backends and 64 coroutines share the same two cores.
 
 One process runs all the Python (one GIL); `kb serve` has no `--workers`, and replicas
 (docs/scaling.md) add processes but not cores on one machine: the total CPU per search
