@@ -722,9 +722,10 @@ What limits throughput: CPU, on both sides of the connection. The CPU columns ab
 what every search costs; at 100 searches/s the server and PostgreSQL together would have
 to stay under 20 ms per search (two cores), and they take about 23-24 (session 6; 35 at
 the start of session 5). Runs on one machine vary: eight 20-second runs at 16 clients
-this session, over the last three commits, gave 61-73 searches/s. The server process is the busier side: about 13-14 ms per search,
-of which the query embedding (ONNX Runtime, its own thread) is about 4 ms and Python on
-the event loop the rest, so at 16 clients it runs near one full core. By `py-spy` on
+this session, over the last three commits, gave 61-73 searches/s. The server process is
+the busier side: about 13-14 ms per search, of which the query embedding (ONNX Runtime,
+its own thread) is about 4 ms and Python on the event loop the rest, so at 16 clients it
+runs near one full core. By `py-spy` on
 `kb serve` under 4 clients (`python -m bench search_profile --py-spy N` keeps the raw
 samples; with py-spy's `--gil`, the thread holding the GIL, by innermost library frame):
 
