@@ -22,6 +22,7 @@ from sqlalchemy import (
     ColumnElement,
     Executable,
     Float,
+    Integer,
     Select,
     Text,
     and_,
@@ -41,7 +42,14 @@ from sqlalchemy.sql.elements import Grouping
 from policies.access import AccessFilter, AuthzColumns
 from server.db.models import Bm25Corpus, Bm25Posting, Bm25Term, Chunk
 from server.search.query_syntax import ParsedQuery
-from server.search.repository import Candidate, _chunk_scope, custom_plans, plain_rows
+from server.search.repository import (
+    STATEMENTS,
+    Candidate,
+    chunk_predicate,
+    chunk_scope_for,
+    custom_plans,
+    plain_rows,
+)
 from server.search.schemas import SearchFilters
 from server.search.timing import phase
 
@@ -149,36 +157,66 @@ async def bm25_candidates(
         qw = await query_weights(session, query.scored)
     if not qw.terms:
         return []
-    # term = ANY(constant array): the planner estimates each term's posting list from the
-    # column statistics (a join to unnest() would be a blind guess) and can choose a hash
-    # join against the caller's allowed chunks when the lists are long.
-    terms = bindparam("terms", list(qw.terms), type_=ARRAY(Text))
-    weights = Grouping(bindparam("weights", list(qw.weights), type_=ARRAY(Float)))
-    weight = weights[func.array_position(terms, Bm25Posting.term)]
-    tf = cast(Bm25Posting.tf, Float)
     k1, b = params.k1, params.b
-    norm = literal(k1 * (1.0 - b)) + literal(k1 * b / qw.avgdl) * cast(Bm25Posting.len, Float)
-    score = func.sum(weight * tf * (k1 + 1.0) / (tf + norm))
-    matching = Bm25Posting.term == func.any(terms)
-    allowed = and_(_chunk_scope(access, filters), *_syntax_conditions(query))
+    stmt = _scoring_statement(access, filters, query, k1, b, broad)
+    values = {
+        "terms": list(qw.terms),
+        "weights": list(qw.weights),
+        "len_weight": k1 * b / qw.avgdl,
+        "limit": limit,
+    }
     with phase("keyword: scoring"):
         if broad:
             # Its plan is the same whatever the caller reads (the shape is fixed by the
             # fences), so it may be prepared and planned once per connection.
-            rows = await plain_rows(session, _probe_in_score_order(score, matching, allowed, limit))
+            rows = await plain_rows(session, stmt, values)
         else:
             # Planned with this caller's values every time (see repository.custom_plans).
             async with custom_plans(session):
-                rows = await plain_rows(session, _score_allowed(score, matching, allowed, limit))
+                rows = await plain_rows(session, stmt, values)
     await session.execute(_PARALLEL_AS_CONFIGURED)
     return [Candidate(r.chunk_id, r.document_id, float(r.score)) for r in rows]
+
+
+def _scoring_statement(
+    access: AccessFilter,
+    filters: SearchFilters,
+    query: ParsedQuery,
+    k1: float,
+    b: float,
+    broad: bool,
+) -> Executable:
+    """The scoring statement for this caller and shape; terms, weights, the length weight
+    (k1 * b / avgdl) and the limit are parameters."""
+    predicate = chunk_predicate(access)
+
+    def build() -> Executable:
+        # term = ANY(constant array): the planner estimates each term's posting list from
+        # the column statistics (a join to unnest() would be a blind guess) and can choose
+        # a hash join against the caller's allowed chunks when the lists are long.
+        terms = bindparam("terms", type_=ARRAY(Text))
+        weights = Grouping(bindparam("weights", type_=ARRAY(Float)))
+        weight = weights[func.array_position(terms, Bm25Posting.term)]
+        tf = cast(Bm25Posting.tf, Float)
+        length = cast(Bm25Posting.len, Float)
+        norm = literal(k1 * (1.0 - b)) + bindparam("len_weight", type_=Float) * length
+        score = func.sum(weight * tf * (k1 + 1.0) / (tf + norm))
+        matching = Bm25Posting.term == func.any(terms)
+        allowed = and_(chunk_scope_for(predicate, filters), *_syntax_conditions(query))
+        limit = bindparam("limit", type_=Integer)
+        if broad:
+            return _probe_in_score_order(score, matching, allowed, limit)
+        return _score_allowed(score, matching, allowed, limit)
+
+    shape = ("bm25", broad, k1, b, query.phrases, query.excluded, repr(filters))
+    return STATEMENTS.get(predicate, shape, build)
 
 
 def _score_allowed(
     score: ColumnElement[Any],
     matching: ColumnElement[bool],
     allowed: ColumnElement[bool],
-    limit: int,
+    limit: ColumnElement[int],
 ) -> Executable:
     """Every chunk holding a query term is checked against the caller's predicate, and the
     allowed ones are scored: the planner may instead scan the allowed chunks and hash-join
@@ -197,7 +235,7 @@ def _probe_in_score_order(
     score: ColumnElement[Any],
     matching: ColumnElement[bool],
     allowed: ColumnElement[bool],
-    limit: int,
+    limit: ColumnElement[int],
 ) -> Executable:
     """The postings alone are scored (an index-only scan), sorted, and each chunk in score
     order is checked against the caller's predicate until ``limit`` pass.

@@ -17,12 +17,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Executable,
+    Integer,
     Row,
     Select,
     Text,
     and_,
+    bindparam,
     exists,
     func,
     literal,
@@ -32,12 +35,13 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy import text as sql_text
-from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from policies.access import AccessFilter, AuthzColumns, RowAttributes
 from server.db.models import Chunk, Document, Source
 from server.search.schemas import MetadataValue, SearchFilters
+from server.search.statement_memo import StatementMemo
 from server.search.timing import phase
 
 # Candidates are re-sorted in Python: relaxed_order may return them slightly out of order.
@@ -130,11 +134,24 @@ def _live_chunk() -> ColumnElement[bool]:
     return ~exists().where(Document.id == Chunk.document_id, Document.deleted_at.is_not(None))
 
 
-def _chunk_scope(access: AccessFilter, filters: SearchFilters) -> ColumnElement[bool]:
+def chunk_predicate(access: AccessFilter) -> ColumnElement[bool]:
+    """The caller's predicate over the chunk table (the same object on every call for one
+    caller, see :mod:`server.search.statement_memo`)."""
+    return access.where(AuthzColumns.of_chunks(Chunk))
+
+
+def chunk_scope_for(predicate: ColumnElement[bool], filters: SearchFilters) -> ColumnElement[bool]:
+    """The chunks a caller may search: their predicate, their filters, live documents."""
     columns = AuthzColumns.of_chunks(Chunk)
-    return and_(
-        access.where(columns), _filter_predicate(columns, Chunk.modified_at, filters), _live_chunk()
-    )
+    return and_(predicate, _filter_predicate(columns, Chunk.modified_at, filters), _live_chunk())
+
+
+def _chunk_scope(access: AccessFilter, filters: SearchFilters) -> ColumnElement[bool]:
+    return chunk_scope_for(chunk_predicate(access), filters)
+
+
+# Statements around a caller's predicate, built once per predicate and shape.
+STATEMENTS = StatementMemo()
 
 
 def _document_scope(access: AccessFilter) -> ColumnElement[bool]:
@@ -257,19 +274,29 @@ async def vector_candidates(
     expression the HNSW index cannot serve, so the scan covers every allowed row: used
     when the allowed set is small enough that this is cheap and exact.
     """
-    distance = Chunk.embedding.cosine_distance(list(embedding))
-    order = distance + 0.0 if exact else distance
-    stmt = (
-        select(Chunk.id, Chunk.document_id, distance.label("distance"))
-        .where(_chunk_scope(access, filters))
-        .order_by(order)
-        .limit(limit)
-    )
+    stmt = _vector_statement(access, filters, exact)
     with phase("vector: query" if not exact else "vector: query (exact)"):
         async with custom_plans(session):
-            rows = await plain_rows(session, stmt)
+            rows = await plain_rows(session, stmt, {"embedding": list(embedding), "limit": limit})
     ordered = sorted(rows, key=lambda r: (r.distance, r.id))
     return [Candidate(r.id, r.document_id, float(r.distance)) for r in ordered]
+
+
+def _vector_statement(access: AccessFilter, filters: SearchFilters, exact: bool) -> Executable:
+    predicate = chunk_predicate(access)
+
+    def build() -> Executable:
+        embedding = bindparam("embedding", type_=Chunk.embedding.type)
+        distance = Chunk.embedding.cosine_distance(embedding)
+        order = distance + 0.0 if exact else distance
+        return (
+            select(Chunk.id, Chunk.document_id, distance.label("distance"))
+            .where(chunk_scope_for(predicate, filters))
+            .order_by(order)
+            .limit(bindparam("limit", type_=Integer))
+        )
+
+    return STATEMENTS.get(predicate, ("vector", exact, repr(filters)), build)
 
 
 KeywordMatch = Literal["all", "any"]
@@ -348,17 +375,22 @@ async def load_chunks(
     """
     if not chunk_ids:
         return {}
-    stmt = (
-        select(*_HIT_COLUMNS)
-        .join(Document, Document.id == Chunk.document_id)
-        .where(
-            Chunk.id.in_(list(chunk_ids)),
-            Document.deleted_at.is_(None),
-            access.where(AuthzColumns.of_chunks(Chunk)),
-        )
+    predicate = chunk_predicate(access)
+    stmt = STATEMENTS.get(
+        predicate,
+        "load chunks",
+        lambda: (
+            select(*_HIT_COLUMNS)
+            .join(Document, Document.id == Chunk.document_id)
+            .where(
+                Chunk.id == func.any(bindparam("ids", type_=ARRAY(BigInteger))),
+                Document.deleted_at.is_(None),
+                predicate,
+            )
+        ),
     )
     found: dict[int, ChunkRow] = {}
-    rows = await plain_rows(session, stmt)
+    rows = await plain_rows(session, stmt, {"ids": list(chunk_ids)})
     if keep is not None:
         rank = {chunk_id: i for i, chunk_id in enumerate(chunk_ids)}
         rows = sorted(rows, key=lambda r: rank[r.id])

@@ -118,7 +118,7 @@ async def test_caller_dependent_statements_are_never_prepared_and_by_id_ones_are
             }
     assert not [s for s in prepared if "<=>" in s], prepared
     # The hydration by id: the same plan for everyone, so worth preparing.
-    assert [s for s in prepared if "JOIN documents" in s and "chunks.id IN" in s], prepared
+    assert [s for s in prepared if "JOIN documents" in s and "chunks.id = any(" in s], prepared
     # The walk settings are the connection's own, set once; nothing else is changed.
     assert scan == {
         "hnsw.iterative_scan": "relaxed_order",
