@@ -720,12 +720,13 @@ def caveat(load_before: str) -> str:
 LIMITS = """
 What limits throughput: CPU, on both sides of the connection. The CPU columns above give
 what every search costs; at 100 searches/s the server and PostgreSQL together would have
-to stay under 20 ms per search (two cores), and they take about 23-24 (session 6; 35 at
-the start of session 5). Runs on one machine vary: eight 20-second runs at 16 clients
-this session, over the last three commits, gave 61-73 searches/s. The server process is
-the busier side: about 13-14 ms per search, of which the query embedding (ONNX Runtime,
-its own thread) is about 4 ms and Python on the event loop the rest, so at 16 clients it
-runs near one full core. By `py-spy` on
+to stay under 20 ms per search (two cores), and they take about 20 (the run above: 11.2 +
+8.7 at 16 clients; 24 at the start of session 6 on the same machine, 35 at the start of
+session 5), so two cores are near full: `wrk`, the kernel and the idle moments of a
+single event loop take the rest. Runs on one machine vary: at 16 clients this session,
+61-73 searches/s over eight runs before the statement memo, 79-82 over four after. The
+server process is the busier side: about 11 ms per search, of which the query embedding
+(ONNX Runtime, its own thread) is about 4 ms and Python on the event loop the rest. By `py-spy` on
 `kb serve` under 4 clients (`python -m bench search_profile --py-spy N` keeps the raw
 samples; with py-spy's `--gil`, the thread holding the GIL, by innermost library frame):
 
@@ -737,10 +738,11 @@ samples; with py-spy's `--gil`, the thread holding the GIL, by innermost library
 - **The query embedding (about 13 %)**: about 4 ms of a core per query on this CPU.
   Batching concurrent queries would save little here (measured: 3.8 ms for one query
   alone, 3.2 ms per query in batches of 16).
-- **The search code (about 30 %)**: building the statements (the caller's predicate is
-  built once, the statements around it per search), fusion, passages and highlights
-  (one compiled pattern per search since session 6, not one per hit), the per-row
-  re-check (Casbin; decisions are remembered per row attributes).
+- **The search code**: fusion, passages and highlights (one compiled pattern per search
+  since session 6, not one per hit), the per-row re-check (Casbin; decisions are
+  remembered per row attributes). The statements around the caller's predicate are built
+  once per predicate and shape since session 6 (`server/search/statement_memo.py`), not
+  once per search: about 2 ms of the server's CPU per search less.
 - **asyncio, HTTP, token checks and the MCP SDK (about 30 %)**: the event loop, uvicorn's
   pure-Python h11 parser (the header deadline of `server/http/protocol.py` builds on it),
   the ASGI layers, bearer tokens (verified ones are cached; the API key of one of the
@@ -758,11 +760,12 @@ pool opened and closed a backend per call: 27.6 -> 31.7 searches/s at 16 clients
 settling the benchmark's tables, then 31.7 -> 49.8 from the pool), the ORM execution
 layer on reads, predicate rebuilding, repeated Casbin evaluations, a regular expression
 compiled per hit, the stemming of every word of the hits, a primary-key probe per
-matching chunk for broad callers. What would move it further (not done): statements
-compiled once per caller and shape and sent on the raw connection (about 0.6 ms), psycopg's
+matching chunk for broad callers, statements rebuilt per search. What would move it
+further (not done): the memoized statements sent on the raw psycopg connection, past
+SQLAlchemy's execution layer (about 70 us per statement, 0.4 ms per search), psycopg's
 pipeline mode (BEGIN with the first statement), a C HTTP parser under the header deadline,
-and a second server process (the server side is the one near a full core; the total CPU
-per search still caps two cores at about 90 searches/s). 64 clients answer fewer searches
+and a second server process (the total CPU per search still caps two cores at about 100
+searches/s). 64 clients answer fewer searches
 than 16: 64 backends and 64 coroutines share the same two cores.
 
 One process runs all the Python (one GIL); `kb serve` has no `--workers`, and replicas
