@@ -116,10 +116,18 @@ def compile_predicate(snapshot: PolicySnapshot, principals: Iterable[str]) -> Pr
         denied = or_(*(rule_sql(r, cols, snapshot, closure) for r in denies))
         return and_(allowed, not_(denied))
 
-    # A search puts the predicate into three or four statements over the same model
-    # columns, and the engine keeps this builder per snapshot and principals: the
-    # (immutable) expression is built once per set of columns. Keyed by the columns'
-    # identities; each entry holds its columns, so no key is reused by other objects.
+    return once_per_columns(build)
+
+
+def once_per_columns(build: Predicate) -> Predicate:
+    """``build``, with each (immutable) expression built once per set of columns.
+
+    A search puts the predicate into three or four statements over the same model columns,
+    and the engine keeps the builder per snapshot and principals; the search also keys the
+    statements it builds around the predicate on the expression's identity
+    (server/search/statement_memo.py). Keyed by the columns' identities; each entry holds
+    its columns, so no key is reused by other objects.
+    """
     built: dict[tuple[int, ...], tuple[AuthzColumns, ColumnElement[bool]]] = {}
 
     def where(cols: AuthzColumns) -> ColumnElement[bool]:
@@ -149,4 +157,11 @@ def _unique(rules: Iterable[EffectiveRule]) -> list[EffectiveRule]:
     return list(seen.values())
 
 
-__all__ = ["Predicate", "compile_predicate", "condition_sql", "rule_sql", "selector_sql"]
+__all__ = [
+    "Predicate",
+    "compile_predicate",
+    "condition_sql",
+    "once_per_columns",
+    "rule_sql",
+    "selector_sql",
+]

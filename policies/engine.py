@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, true
 from core.errors import PolicyError
 from core.identity import Caller
 from policies.access import AccessFilter, AuthzColumns, RowAttributes, make_access_filter
-from policies.compiler import compile_predicate
+from policies.compiler import compile_predicate, once_per_columns
 from policies.enforcer import RowChecker, build_enforcer
 from policies.rules import PolicySet
 from policies.selectors import collection_prefixes
@@ -234,6 +234,9 @@ def _online(
         return where, permits
     names = sorted(disabled)
 
+    # Built once per columns, like the predicate it wraps (the engine caches this wrapper
+    # per snapshot and principals).
+    @once_per_columns
     def online_where(cols: AuthzColumns) -> ColumnElement[bool]:
         return and_(cols.source.not_in(names), where(cols))
 

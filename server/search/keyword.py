@@ -208,8 +208,10 @@ def _scoring_statement(
             return _probe_in_score_order(score, matching, allowed, limit)
         return _score_allowed(score, matching, allowed, limit)
 
-    shape = ("bm25", broad, k1, b, query.phrases, query.excluded, repr(filters))
-    return STATEMENTS.get(predicate, shape, build)
+    if query.phrases or query.excluded:
+        # Their text is part of the statement: one per query, not worth keeping.
+        return build()
+    return STATEMENTS.get(predicate, ("bm25", broad, k1, b, repr(filters)), build)
 
 
 def _score_allowed(

@@ -53,3 +53,23 @@ def test_past_the_memo_size_every_alias_still_gets_its_own_predicate() -> None:
         alias = aliased(Chunk, name=f"a{i}")
         assert f"a{i}.collection" in _sql(where(AuthzColumns.of_chunks(alias)), alias)
     assert where(AuthzColumns.of_chunks(Chunk)) is where(AuthzColumns.of_chunks(Chunk))
+
+
+def test_with_a_source_disabled_the_predicate_is_still_one_object_per_columns() -> None:
+    """Taking a source offline wraps every caller's predicate; the wrapper is built once
+    per set of columns too (search statements are kept per predicate object), and it
+    excludes the source."""
+    from core.identity import Caller
+    from policies.engine import PolicyEngine
+
+    engine = PolicyEngine.of(POLICY, version=1, disabled_sources=["crm"])
+    access = engine.filter_for(Caller.of("user:e", "group:eng"))
+    first = access.where(AuthzColumns.of_chunks(Chunk))
+    again = engine.filter_for(Caller.of("user:e", "group:eng"))
+    assert again.where(AuthzColumns.of_chunks(Chunk)) is first
+    sql = _sql(first, Chunk)
+    assert "chunks.source NOT IN" in sql
+    assert access.where(AuthzColumns.of_documents(Document)) is not first
+    assert "documents.source NOT IN" in _sql(
+        access.where(AuthzColumns.of_documents(Document)), Document
+    )
