@@ -724,7 +724,7 @@ to stay under 20 ms per search (two cores), and they take about 20 (the run abov
 8.7 at 16 clients; 24 at the start of session 6 on the same machine, 35 at the start of
 session 5), so two cores are near full: `wrk`, the kernel and the idle moments of a
 single event loop take the rest. Runs on one machine vary: at 16 clients this session,
-61-73 searches/s over eight runs before the statement memo, 79-82 over four after. The
+61-73 searches/s over eight runs before the statement memo, 76-82 over five after. The
 server process is the busier side: about 11 ms per search, of which the query embedding
 (ONNX Runtime, its own thread) is about 4 ms and Python on the event loop the rest. By `py-spy` on
 `kb serve` under 4 clients (`python -m bench search_profile --py-spy N` keeps the raw
