@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_, true
 
@@ -163,7 +164,7 @@ class PolicyEngine:
         compiled = self._compiled(snapshot, caller.principals)
         where, permits = compiled.where, compiled.permits
         if caller.restrict_sources is not None or caller.restrict_collections is not None:
-            where, permits = _restricted(snapshot, caller, where, permits)
+            where, permits = self._narrowed(snapshot, caller, compiled)
         return make_access_filter(
             caller=caller,
             policy_version=snapshot.version,
@@ -173,6 +174,22 @@ class PolicyEngine:
             exact=compiled.exact,
             disabled_sources=snapshot.disabled_sources,
         )
+
+    def _narrowed(
+        self, snapshot: PolicySnapshot, caller: Caller, compiled: _Compiled
+    ) -> tuple[Callable[[AuthzColumns], ColumnElement[bool]], Callable[[RowAttributes], bool]]:
+        """An API key's narrowing, kept per snapshot like the rules it narrows (so its
+        predicate, too, is one object per columns and the search's statements are reused)."""
+        key = ("narrowed", caller.principals, caller.restrict_sources, caller.restrict_collections)
+        cached: tuple[Any, Any] | None = snapshot.cache.get(key)
+        if cached is not None:
+            return cached
+        narrowed = _restricted(snapshot, caller, compiled.where, compiled.permits)
+        with self._lock:
+            if len(snapshot.cache) >= CACHE_SIZE:
+                snapshot.cache.clear()
+            snapshot.cache[key] = narrowed
+        return narrowed
 
     def _compiled(self, snapshot: PolicySnapshot, principals: frozenset[str]) -> _Compiled:
         cached: _Compiled | None = snapshot.cache.get(principals)
@@ -260,6 +277,7 @@ def _restricted(
         for name in caller.restrict_collections:
             scopes.update(snapshot.collection_scope(name))
 
+    @once_per_columns
     def narrowed_where(cols: AuthzColumns) -> ColumnElement[bool]:
         parts = [where(cols)]
         if sources is not None:

@@ -73,3 +73,32 @@ def test_with_a_source_disabled_the_predicate_is_still_one_object_per_columns() 
     assert "documents.source NOT IN" in _sql(
         access.where(AuthzColumns.of_documents(Document)), Document
     )
+
+
+def test_an_api_keys_narrowing_is_one_predicate_per_key_shape_and_never_anothers() -> None:
+    """A key narrowed to sources or collections: its predicate is kept per snapshot too
+    (search statements are kept per predicate object), and never shared with the same
+    principals narrowed otherwise, or not narrowed at all."""
+    from dataclasses import replace
+
+    from core.identity import Caller
+    from policies.engine import PolicyEngine
+
+    engine = PolicyEngine.of(POLICY, version=1)
+    person = Caller.of("user:e", "group:eng")
+    wiki_key = replace(person, restrict_sources=frozenset({"wiki"}))
+    crm_key = replace(person, restrict_sources=frozenset({"crm"}))
+    eng_key = replace(person, restrict_collections=frozenset({"eng"}))
+
+    def where(caller: Caller) -> ColumnElement[bool]:
+        return engine.filter_for(caller).where(AuthzColumns.of_chunks(Chunk))
+
+    assert where(wiki_key) is where(wiki_key)
+    assert len({id(where(c)) for c in (person, wiki_key, crm_key, eng_key)}) == 4
+    wiki_sql, crm_sql = _sql(where(wiki_key), Chunk), _sql(where(crm_key), Chunk)
+    assert "chunks.source IN" in wiki_sql and "chunks.source IN" not in _sql(where(person), Chunk)
+    wiki_params = where(wiki_key).compile().params.values()
+    crm_params = where(crm_key).compile().params.values()
+    assert ["wiki"] in wiki_params and ["crm"] not in wiki_params
+    assert ["crm"] in crm_params and ["wiki"] not in crm_params
+    assert wiki_sql == crm_sql  # the same shape, told apart by their values only
