@@ -181,26 +181,30 @@ class PolicyEngine:
         """An API key's narrowing, kept per snapshot like the rules it narrows (so its
         predicate, too, is one object per columns and the search's statements are reused)."""
         key = ("narrowed", caller.principals, caller.restrict_sources, caller.restrict_collections)
-        cached: tuple[Any, Any] | None = snapshot.cache.get(key)
-        if cached is not None:
-            return cached
-        narrowed = _restricted(snapshot, caller, compiled.where, compiled.permits)
-        with self._lock:
-            if len(snapshot.cache) >= CACHE_SIZE:
-                snapshot.cache.clear()
-            snapshot.cache[key] = narrowed
+        narrowed: tuple[
+            Callable[[AuthzColumns], ColumnElement[bool]], Callable[[RowAttributes], bool]
+        ] = self._cached(
+            snapshot, key, lambda: _restricted(snapshot, caller, compiled.where, compiled.permits)
+        )
         return narrowed
 
     def _compiled(self, snapshot: PolicySnapshot, principals: frozenset[str]) -> _Compiled:
-        cached: _Compiled | None = snapshot.cache.get(principals)
-        if cached is not None:
-            return cached
-        compiled = self._compile(snapshot, principals)
+        compiled: _Compiled = self._cached(
+            snapshot, principals, lambda: self._compile(snapshot, principals)
+        )
+        return compiled
+
+    def _cached(self, snapshot: PolicySnapshot, key: Any, make: Callable[[], Any]) -> Any:
+        """What ``make`` builds for ``key``, kept in the snapshot (bounded)."""
+        found = snapshot.cache.get(key)
+        if found is not None:
+            return found
+        made = make()
         with self._lock:
             if len(snapshot.cache) >= CACHE_SIZE:
                 snapshot.cache.clear()
-            snapshot.cache[principals] = compiled
-        return compiled
+            snapshot.cache[key] = made
+        return made
 
     @staticmethod
     def _compile(snapshot: PolicySnapshot, principals: frozenset[str]) -> _Compiled:

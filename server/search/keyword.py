@@ -15,6 +15,7 @@ before GROUP BY and LIMIT, so the top-k are the best among the rows the caller m
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,15 +166,13 @@ async def bm25_candidates(
         "len_weight": k1 * b / qw.avgdl,
         "limit": limit,
     }
+    # The score-order plan is the same whatever the caller reads (the shape is fixed by
+    # its fences), so it may be prepared; the other is planned with this caller's values
+    # every time (see repository.custom_plans).
+    planning = nullcontext() if broad else custom_plans(session)
     with phase("keyword: scoring"):
-        if broad:
-            # Its plan is the same whatever the caller reads (the shape is fixed by the
-            # fences), so it may be prepared and planned once per connection.
+        async with planning:
             rows = await plain_rows(session, stmt, values)
-        else:
-            # Planned with this caller's values every time (see repository.custom_plans).
-            async with custom_plans(session):
-                rows = await plain_rows(session, stmt, values)
     await session.execute(_PARALLEL_AS_CONFIGURED)
     return [Candidate(r.chunk_id, r.document_id, float(r.score)) for r in rows]
 

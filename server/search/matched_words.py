@@ -46,7 +46,7 @@ def _may_match(token: str, starts: frozenset[str]) -> bool:
     only, no regular expression."""
     return (
         len(token) < 3
-        or token[:2].lower().replace("y", "i") in starts
+        or _start(token) in starts
         or not token.isalnum()
         or token[1:] != token[1:].lower()
     )
