@@ -287,11 +287,13 @@ with 40 candidates (what `search` asks for top-10).
   `exact (...)` = the allowed rows found by the named index or a scan, then sorted by
   distance; `a -> b` = the service ran a second statement (an HNSW walk that came back
   short, redone exactly).
-- Configurations: **production** (`SearchTuning()` as shipped); **pgvector-defaults**
-  (`ef_search` 40, `max_scan_tuples` 20,000, no pre-count); **planner-only** (the shipped
-  HNSW settings, no pre-count: pgvector's cost model alone picks the plan); the others
-  (`CONFIGS` in bench/search_recall.py) override one or two `SearchTuning` fields, named
-  after them (`ef400`: `ef_search` 400; `strict`: `hnsw.iterative_scan = strict_order`;
+- Configurations: **production** (`SearchTuning()` as shipped: `ef_search` 1000 at a
+  million chunks, scaled with the square root of the corpus, 316 at 100,000);
+  **pgvector-defaults** (`ef_search` 40 at every size, `max_scan_tuples` 20,000, no
+  pre-count); **planner-only** (the shipped HNSW settings, no pre-count: pgvector's cost
+  model alone picks the plan); the others (`CONFIGS` in bench/search_recall.py) override
+  one or two `SearchTuning` fields, named after them (`ef400`: `ef_search` 400 at every
+  size; `strict`: `hnsw.iterative_scan = strict_order`;
   `exact50k`: exact scan below 50,000 allowed chunks). Callers and configurations are
   shuffled per query, so a slow spell of the shared machine hits all.
 - **Load**: `documents` and `chunks` are UNLOGGED in the benchmark (no WAL for the COPY

@@ -49,16 +49,26 @@ from bench._recall_truth import K, allowed_chunks, exact_top, recall_at_k
 
 # Overrides of the production SearchTuning per configuration (fields it does not have
 # are skipped, so the benchmark keeps running while the search path changes).
+# Widths below are fixed (ef_search_reference_chunks None): production scales its width
+# with the corpus (SearchTuning.ef_search at a million chunks).
+_FIXED = {"ef_search_reference_chunks": None}
 CONFIGS: dict[str, dict[str, Any]] = {
     "production": {},
-    "pgvector-defaults": {"exact_scan_below": 0, "ef_search": 40, "max_scan_tuples": 20_000},
+    "pgvector-defaults": {
+        "exact_scan_below": 0,
+        "ef_search": 40,
+        "max_scan_tuples": 20_000,
+        **_FIXED,
+    },
     "planner-only": {"exact_scan_below": 0},
     # Tuning experiments (issue 11): the HNSW walk's width, its order, the exact threshold.
-    "ef200": {"ef_search": 200},
-    "ef400": {"ef_search": 400},
-    "ef800": {"ef_search": 800},
-    "ef400-strict": {"ef_search": 400, "iterative_scan": "strict_order"},
-    "ef400-exact50k": {"ef_search": 400, "exact_scan_below": 50_000},
+    "ef100": {"ef_search": 100, **_FIXED},
+    "ef200": {"ef_search": 200, **_FIXED},
+    "ef400": {"ef_search": 400, **_FIXED},
+    "ef800": {"ef_search": 800, **_FIXED},
+    "ef1000": {"ef_search": 1000, **_FIXED},  # pgvector allows at most 1000
+    "ef400-strict": {"ef_search": 400, "iterative_scan": "strict_order", **_FIXED},
+    "ef400-exact50k": {"ef_search": 400, "exact_scan_below": 50_000, **_FIXED},
 }
 EXPLAINED_QUERIES = 3  # plans recorded for the first few queries of each caller
 

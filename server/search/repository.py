@@ -178,14 +178,22 @@ class ScanTuning:
         }
 
 
-async def tune_vector_scan(session: AsyncSession, tuning: ScanTuning) -> dict[str, object] | None:
+@dataclass(frozen=True)
+class PendingTuning:
+    """Settings sent on a connection inside a transaction not yet committed."""
+
+    info: dict[str, object]
+    tuning: ScanTuning
+
+
+async def tune_vector_scan(session: AsyncSession, tuning: ScanTuning) -> PendingTuning | None:
     """Make sure this connection walks HNSW with ``tuning``; at most one round trip.
 
     The settings are the same for every caller (nothing in them depends on who asks), so
     they are set once per pooled connection, at session level, and remembered in the
     connection's ``info``; only HNSW index scans read them. Set inside the caller's
     transaction, they would vanish if it rolled back, so the caller marks the connection
-    (``info[_TUNED] = tuning``, via the returned dict) only after its commit.
+    (``info[_TUNED] = tuning``, via :func:`mark_tuned`) only after its commit.
     """
     conn = await session.connection()
     info: dict[str, object] = conn.info
@@ -194,13 +202,13 @@ async def tune_vector_scan(session: AsyncSession, tuning: ScanTuning) -> dict[st
     await session.execute(
         select(*(func.set_config(k, v, False) for k, v in tuning.settings().items()))
     )
-    return info
+    return PendingTuning(info, tuning)
 
 
-def mark_tuned(info: dict[str, object] | None, tuning: ScanTuning) -> None:
+def mark_tuned(pending: PendingTuning | None) -> None:
     """After the transaction that ran :func:`tune_vector_scan` committed."""
-    if info is not None:
-        info[_TUNED] = tuning
+    if pending is not None:
+        pending.info[_TUNED] = pending.tuning
 
 
 @asynccontextmanager
@@ -600,6 +608,7 @@ __all__ = [
     "CollectionRow",
     "DocumentRow",
     "KeywordMatch",
+    "PendingTuning",
     "ScanTuning",
     "complete_documents",
     "count_allowed_chunks",

@@ -74,6 +74,7 @@ RRF_K = 60
 MAX_NEIGHBOURS = 5
 MAX_PAGE_SIZE = 500
 MAX_COMPLETIONS = 100
+MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,21 @@ class SearchTuning:
     # 20,000 at a million, 6,300 at 100,000 (where a 10 % caller walks: 22 vs 55 ms p50
     # measured), 2,800 at 20,000.
     exact_scan_reference_chunks: int | None = 1_000_000
-    # ef_search is max(this, candidates); max_scan_tuples bounds one iterative HNSW scan.
-    # 800: the beam a walk needs grows with the graph, and under a filter it holds only
-    # ef x selectivity allowed rows (80 at 10 % with 800: twice the 40 candidates). At a
-    # million chunks 100 gave recall@10 0.80 (unfiltered) and 0.92-0.95 (10 %), 400 gave
-    # 0.96 and 0.94-0.95, 800 0.97 and 0.97-0.98 (docs/benchmarks.md, Recall findings).
-    ef_search: int = 800
+    # ef_search at ef_search_reference_chunks; max_scan_tuples bounds one iterative scan.
+    # 1000 (pgvector's widest): the beam a walk needs grows with the graph, and under a
+    # filter it holds only ef x selectivity allowed rows (100 at 10 %: 2.5 times the 40
+    # candidates). At a million chunks, 800 gave recall@10 0.947-0.973 unfiltered and
+    # 0.937-0.973 at 10 % depending on the HNSW build (0.95 missed on one build of two),
+    # 1000 gave 0.987 and 0.957-0.970 on the same build as 0.967 / 0.950-0.967 with 800,
+    # p95 under 35 ms either way (docs/benchmarks.md, Findings).
+    ef_search: int = 1000
+    # Smaller graphs need a narrower beam for the same recall: ef_search scales with the
+    # square root of the corpus (316 at 100,000, 141 at 20,000), never below
+    # min_ef_search nor the candidates asked for, never above ef_search. At 100,000
+    # chunks 200 kept every recall of 800 (1.000 unfiltered, 0.996-1.000 at 10 %) at half
+    # the walk's time. None: ef_search at every size.
+    ef_search_reference_chunks: int | None = 1_000_000
+    min_ef_search: int = 100
     max_scan_tuples: int = 50_000
     # relaxed_order: strict_order dropped recall at 1-10 % (0.79-0.93 where relaxed has
     # 0.94-0.99); candidates are re-sorted in Python anyway.
@@ -108,6 +118,14 @@ class SearchTuning:
     # How long a caller's "is the allowed set below exact_scan_below" answer is reused
     # (0: count before every vector query).
     scope_ttl_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        # pgvector refuses any other width at the first search (hnsw.ef_search 1..1000).
+        if not (1 <= self.ef_search <= MAX_EF_SEARCH and self.min_ef_search >= 1):
+            raise ValueError(
+                f"ef_search must be 1..{MAX_EF_SEARCH} and min_ef_search at least 1, "
+                f"got {self.ef_search} and {self.min_ef_search}"
+            )
 
 
 VectorPlan = Literal["exact", "hnsw", "hnsw-then-exact"]
@@ -120,6 +138,16 @@ class VectorBranch:
 
     candidates: list[repo.Candidate]
     plan: VectorPlan
+
+
+def scaled_ef_search(tuning: SearchTuning, corpus_chunks: float | None) -> int:
+    """The HNSW beam width for a corpus of ``corpus_chunks`` (the planner's estimate; None
+    or negative when never analysed: the full ``ef_search``, the safe side for recall)."""
+    reference = tuning.ef_search_reference_chunks
+    if reference is None or corpus_chunks is None or corpus_chunks <= 0:
+        return tuning.ef_search
+    scaled = int(tuning.ef_search * math.sqrt(corpus_chunks / reference))
+    return max(min(tuning.min_ef_search, tuning.ef_search), min(scaled, tuning.ef_search))
 
 
 def exact_scan_threshold(tuning: SearchTuning, corpus_chunks: float | None) -> int:
@@ -313,7 +341,7 @@ class SearchService:
                 async with session.begin():
                     if mode != "semantic":
                         lexical = await self._keyword_in(session, access, filters, parsed, limit)
-                    tuned: dict[str, object] | None = None
+                    tuned: repo.PendingTuning | None = None
                     if embedding_task is not None:
                         with phase("wait for query embedding"):
                             embedding = await embedding_task
@@ -330,7 +358,7 @@ class SearchService:
                         ranked = best_chunk_per_document(fused)
                     with phase("hydration"):
                         hits = await self._hydrate(session, access, parsed.scored, ranked, top_k)
-                repo.mark_tuned(tuned, self._scan(limit))
+                repo.mark_tuned(tuned)
         finally:
             if embedding_task is not None:
                 if not embedding_task.done():
@@ -427,13 +455,13 @@ class SearchService:
         async with self._db.sessions() as session:
             async with session.begin():
                 branch, tuned = await self._vector(session, access, filters, embedding, limit)
-            repo.mark_tuned(tuned, self._scan(limit))
+            repo.mark_tuned(tuned)
         return branch
 
-    def _scan(self, limit: int) -> repo.ScanTuning:
+    def _scan(self, limit: int, corpus_chunks: float | None) -> repo.ScanTuning:
         t = self.tuning
         return repo.ScanTuning(
-            ef_search=max(t.ef_search, limit),
+            ef_search=max(scaled_ef_search(t, corpus_chunks), limit),
             max_scan_tuples=t.max_scan_tuples,
             iterative_scan=t.iterative_scan,
         )
@@ -445,7 +473,7 @@ class SearchService:
         filters: SearchFilters,
         embedding: Sequence[float],
         limit: int,
-    ) -> tuple[VectorBranch, dict[str, object] | None]:
+    ) -> tuple[VectorBranch, repo.PendingTuning | None]:
         """Exact scan for a small allowed set, HNSW with iterative scans otherwise.
 
         Whether the set is small comes from a capped count cached per caller and filters
@@ -455,7 +483,8 @@ class SearchService:
         caller gets every allowed row whatever the cache or the planner believed.
         """
         with phase("vector: settings"):
-            tuned = await repo.tune_vector_scan(session, self._scan(limit))
+            corpus = await self._corpus_chunks(session)
+            tuned = await repo.tune_vector_scan(session, self._scan(limit, corpus))
         small = await self._small_scope(session, access, filters)
         found = await repo.vector_candidates(
             session, access, filters, embedding, limit, exact=small
@@ -656,5 +685,6 @@ __all__ = [
     "best_chunk_per_document",
     "exact_scan_threshold",
     "keyword_first",
+    "scaled_ef_search",
     "weighted_rrf",
 ]

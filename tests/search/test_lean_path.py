@@ -16,7 +16,12 @@ from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
 from server.embeddings.base import AsyncEmbedder, Embedder, Vectors
 from server.search import SearchFilters, SearchQuery, SearchTuning
 from server.search.query_syntax import parse_query
-from server.search.service import ScopeSizes, SearchService, exact_scan_threshold
+from server.search.service import (
+    ScopeSizes,
+    SearchService,
+    exact_scan_threshold,
+    scaled_ef_search,
+)
 from server.settings import Settings
 from tests.search.conftest import ALL, ENG, HR, Company
 from tests.search.corpus import acl_filter, leaky_sql_filter, open_service
@@ -116,13 +121,14 @@ async def test_caller_dependent_statements_are_never_prepared_and_by_id_ones_are
                 name: (await session.execute(text(f"SHOW {name}"))).scalar_one()
                 for name in ("hnsw.iterative_scan", "hnsw.ef_search", "plan_cache_mode")
             }
+        corpus = svc._corpus[0]  # the estimate the walk's width was scaled by
     assert not [s for s in prepared if "<=>" in s], prepared
     # The hydration by id: the same plan for everyone, so worth preparing.
     assert [s for s in prepared if "JOIN documents" in s and "chunks.id = any(" in s], prepared
     # The walk settings are the connection's own, set once; nothing else is changed.
     assert scan == {
         "hnsw.iterative_scan": "relaxed_order",
-        "hnsw.ef_search": str(SearchTuning().ef_search),
+        "hnsw.ef_search": str(scaled_ef_search(svc.tuning, corpus)),
         "plan_cache_mode": "auto",
     }
 
@@ -212,6 +218,25 @@ def test_the_exact_scan_threshold_grows_with_the_square_root_of_the_corpus() -> 
     assert exact_scan_threshold(fixed, 1_000_000) == 3
     # 0 still means "always walk HNSW first", whatever the corpus.
     assert exact_scan_threshold(SearchTuning(exact_scan_below=0), 50_000) == 0
+
+
+def test_the_hnsw_beam_narrows_with_the_square_root_of_a_smaller_corpus() -> None:
+    tuning = SearchTuning(ef_search=800, ef_search_reference_chunks=1_000_000, min_ef_search=100)
+    assert SearchTuning().ef_search == 1000  # pgvector's widest, at a million chunks
+    assert scaled_ef_search(tuning, 1_000_000) == 800
+    assert scaled_ef_search(tuning, 4_000_000) == 800  # never wider than configured
+    assert 250 <= scaled_ef_search(tuning, 100_000) <= 256
+    assert scaled_ef_search(tuning, 1_000) == 100  # never below the floor
+    # Never analysed (no estimate yet), or scaling turned off: the full width.
+    assert scaled_ef_search(tuning, None) == 800
+    assert scaled_ef_search(tuning, -1) == 800
+    fixed = SearchTuning(ef_search=400, ef_search_reference_chunks=None)
+    assert scaled_ef_search(fixed, 10_000) == 400
+    # A floor above the configured width does not widen it (pgvector-defaults: 40).
+    assert scaled_ef_search(SearchTuning(ef_search=40), 10_000) == 40
+    # pgvector refuses a wider beam at the first search: refused when configured.
+    with pytest.raises(ValueError, match="1..1000"):
+        SearchTuning(ef_search=1200)
 
 
 async def test_a_hybrid_search_takes_one_connection_and_leaves_its_settings_as_found(
