@@ -13,17 +13,14 @@ threads run side by side, and callers on an event loop run :func:`run_sync` thro
   in place, counted as ``acl_updated``; connectors that can tell without parsing yield a
   ``PlacementChange`` instead) and chunks the changed ones;
 * the *writer* (the calling thread) gathers chunks across documents into batches of about
-  ``batch_chunks`` and embeds a batch with the blocking :class:`Embedder`;
-* the *committer* thread (:class:`~server.ingest.committer.Committer`) writes each
-  embedded batch in one transaction while the writer embeds the next: document rows
-  upserted, their old chunks deleted, the new chunks inserted with ``COPY``, the batch's
-  run counters and failure rows, and on the last batch the deletions and the source cursor.
+  ``batch_chunks``, embeds a batch with the blocking :class:`Embedder`, then writes it in
+  one transaction: document rows upserted, their old chunks deleted, the new chunks
+  inserted with ``COPY``, the run counters and failure rows, and on the last batch the
+  deletions and the source cursor.
 
-So the model is busy while the next batch is read and chunked and while the previous one
-is written: embedding stays the dominant cost. Each batch carries its own counts, which
-commit with its documents, so the run row always describes exactly what was committed. A
-crash loses at most the batch being written and the one being embedded; the rerun skips
-what was committed (same hashes) and converges.
+So the model is busy while the next batch is read and chunked, and the database write is
+a bulk statement per batch: embedding stays the dominant cost. A crash loses at most the
+uncommitted batch; the rerun skips what was committed (same hashes) and converges.
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, func
 
 from connectors.base import (
     Connector,
@@ -54,7 +51,6 @@ from core.errors import ConnectorError, KBError
 from server.embeddings.base import Embedder
 from server.ingest import repository
 from server.ingest.chunking import Chunker, ChunkText
-from server.ingest.committer import Committer
 from server.ingest.issues import DocumentIssues
 from server.ingest.repository import (
     STALE_HASH,
@@ -63,7 +59,7 @@ from server.ingest.repository import (
     Reauthorization,
     StoredDocument,
 )
-from server.ingest.runs import RunCounts, RunRecorder, failure_row
+from server.ingest.runs import RunCounts, RunRecorder
 from server.observability.metrics import timed_document_batches
 
 log = logging.getLogger(__name__)
@@ -154,10 +150,6 @@ class _Batch:
     # written earlier in the batch lands on the new version).
     reauth: dict[str, Reauthorization] = field(default_factory=dict)
     backfill: list[HashBackfill] = field(default_factory=list)
-    # What this batch adds to the run row, committed in its transaction (the recorder is
-    # the committer thread's while the writer gathers the next batch).
-    counts: RunCounts = field(default_factory=RunCounts)
-    failures: list[tuple[str, str, str]] = field(default_factory=list)
 
     def add(self, item: _Changed) -> None:
         # The same id twice in a batch (a poll window overlap): the later version wins.
@@ -209,9 +201,6 @@ class Pipeline:
         # Failing and truncated documents of the source, carried from the last run.
         self.issues = issues or DocumentIssues()
         self.final_state: dict[str, Any] | None = None  # sync_state saved by the last batch
-        # The recorder is flushed by the committer thread's batch writes and by the writer's
-        # heartbeat during a long embedding: one at a time.
-        self._recorder_lock = threading.Lock()
 
     # ------------------------------------------------------------------ entry point
 
@@ -401,140 +390,103 @@ class Pipeline:
     def _write_loop(self) -> SyncOutcome:
         batch = _Batch()
         last_flush = time.monotonic()
-        with Committer(f"ingest-write-{self.source}") as committer:
-            while True:
-                message = self._queue.get()
-                if isinstance(message, _Crash):
-                    raise _as_connector_error(self.source, message.error)
-                if isinstance(message, _End):
-                    self._commit(committer, batch, end=message)
-                    committer.wait()
-                    return SyncOutcome(self.recorder.committed, message.cursor, message.mode)
-                if isinstance(message, _Unchanged) and message.repeat:
-                    continue
-                self._gather(batch, message)
-                full = (
-                    batch.chunks >= self.options.batch_chunks or batch.size >= MAX_BATCH_DOCUMENTS
-                )
-                if full or time.monotonic() - last_flush > COUNTS_FLUSH_S:
-                    self._commit(committer, batch)
-                    batch = _Batch()
-                    last_flush = time.monotonic()
+        rec = self.recorder
+        while True:
+            message = self._queue.get()
+            if isinstance(message, _Crash):
+                raise _as_connector_error(self.source, message.error)
+            if isinstance(message, _End):
+                self._commit(batch, end=message)
+                return SyncOutcome(rec.committed, message.cursor, message.mode)
+            if isinstance(message, _Unchanged) and message.repeat:
+                continue
+            rec.pending.docs_seen += 1
+            if isinstance(message, _Changed):
+                rec.pending.bytes_read += message.doc.size_bytes
+                batch.add(message)
+            elif isinstance(message, _Unchanged):
+                rec.pending.bytes_read += message.size_bytes
+                rec.pending.docs_unchanged += 1
+                self.issues.unchanged(message.external_id)
+                if message.backfill is not None:
+                    batch.backfill.append(message.backfill)
+            elif isinstance(message, _Reauthorized):
+                rec.pending.bytes_read += message.size_bytes
+                batch.add_reauth(message.change)
+            else:
+                rec.pending.bytes_read += message.size_bytes
+                rec.failed(message.external_id, message.uri, message.reason)
+                self.issues.failed(message.external_id, message.uri, message.reason)
+                if message.placement is not None or message.withdraw:
+                    batch.failed.append(message)
+            full = batch.chunks >= self.options.batch_chunks or batch.size >= MAX_BATCH_DOCUMENTS
+            if full or time.monotonic() - last_flush > COUNTS_FLUSH_S:
+                self._commit(batch)
+                batch = _Batch()
+                last_flush = time.monotonic()
 
-    def _gather(
-        self, batch: _Batch, message: _Changed | _Unchanged | _Reauthorized | FailedDocument
-    ) -> None:
-        counts = batch.counts
-        counts.docs_seen += 1
-        if isinstance(message, _Changed):
-            counts.bytes_read += message.doc.size_bytes
-            batch.add(message)
-        elif isinstance(message, _Unchanged):
-            counts.bytes_read += message.size_bytes
-            counts.docs_unchanged += 1
-            self.issues.unchanged(message.external_id)
-            if message.backfill is not None:
-                batch.backfill.append(message.backfill)
-        elif isinstance(message, _Reauthorized):
-            counts.bytes_read += message.size_bytes
-            batch.add_reauth(message.change)
-        else:
-            counts.bytes_read += message.size_bytes
-            counts.docs_failed += 1
-            batch.failures.append(failure_row(message.external_id, message.uri, message.reason))
-            self.issues.failed(message.external_id, message.uri, message.reason)
-            if message.placement is not None or message.withdraw:
-                batch.failed.append(message)
-
-    def _commit(self, committer: Committer, batch: _Batch, end: _End | None = None) -> None:
-        """Embed the batch here (outside any transaction), then hand its write to the
-        committer, which runs it once the previous batch's write is done."""
+    def _commit(self, batch: _Batch, end: _End | None = None) -> None:
+        """Embed the batch (outside any transaction), then write everything in one."""
         docs = list(batch.docs.values())
         texts = [c.embedding_text for d in docs for c in d.chunks]
-        vectors = self._embed(texts, batch)
+        vectors = self._embed(texts)
         writes = [_document_write(self.source, d) for d in docs]
+        rec = self.recorder
         for d in docs:
             if d.is_new:
-                batch.counts.docs_added += 1
+                rec.pending.docs_added += 1
             else:
-                batch.counts.docs_updated += 1
+                rec.pending.docs_updated += 1
         for d in docs:  # before _finish saves the map, in the same transaction as the docs
             self.issues.written(d.doc.external_id, truncated=d.truncated)
         reauth = list(batch.reauth.values())
         for r in reauth:
             self.issues.written(r.external_id, truncated=self.issues.truncated.get(r.external_id))
-        written = {d.doc.external_id for d in docs}
-        committer.submit(lambda: self._write(batch, writes, vectors, reauth, written, end))
-
-    def _write(
-        self,
-        batch: _Batch,
-        writes: list[DocumentWrite],
-        vectors: Any,
-        reauth: list[Reauthorization],
-        written: set[str],
-        end: _End | None,
-    ) -> None:
-        """One batch's transaction (committer thread): documents, chunks, counts."""
-        rec = self.recorder
-        with self._recorder_lock:
-            rec.take(batch.counts, batch.failures)
-            with self.engine.begin() as conn:
-                rec.pending.chunks_written += repository.replace_documents(conn, writes, vectors)
-                rec.pending.acl_updated += repository.reauthorize_documents(
-                    conn, self.source, reauth
-                )
-                repository.backfill_hashes(conn, self.source, batch.backfill)
-                self._apply_failed_placements(conn, batch.failed)
-                if end is not None:
-                    self._finish(conn, end, written_now=written)
-                rec.flush(conn)
-            rec.committed_ok()
-            committed = RunCounts()
-            committed.add(rec.committed)
-        self._written.update(written)
+        with self.engine.begin() as conn:
+            rec.pending.chunks_written += repository.replace_documents(conn, writes, vectors)
+            rec.pending.acl_updated += repository.reauthorize_documents(conn, self.source, reauth)
+            repository.backfill_hashes(conn, self.source, batch.backfill)
+            self._apply_failed_placements(conn, batch.failed)
+            if end is not None:
+                self._finish(conn, end, written_now={d.doc.external_id for d in docs})
+            rec.flush(conn)
+        rec.committed_ok()
+        self._written.update(d.doc.external_id for d in docs)
         if self.on_commit is not None:
-            self.on_commit(committed)
+            self.on_commit(rec.committed)
 
     @timed_document_batches  # kb_embedder_* throughput (/metrics)
-    def _embed(self, texts: list[str], batch: _Batch) -> Any:
+    def _embed(self, texts: list[str]) -> Any:
         """Vectors for ``texts``, asked of the model ``batch_chunks`` at a time.
 
         One big document arrives as one batch (its chunks replace the old ones in one
         transaction); embedding it in slices bounds each model call, and the counters of
         what was read so far plus the run's heartbeat are committed while it goes, so the
-        run shows progress within a document (what was written commits with the
-        documents)."""
+        run shows progress within a document."""
         if not texts:
             return np.zeros((0, self.embedder.dimensions), dtype=np.float32)
         step = max(1, self.options.batch_chunks)
         if len(texts) <= step:
             return self.embedder.embed_documents(texts)
-        self._progress(batch, 0, len(texts))
+        self._progress(0, len(texts))
         parts = []
         last = time.monotonic()
         for start in range(0, len(texts), step):
             parts.append(self.embedder.embed_documents(texts[start : start + step]))
             if time.monotonic() - last > COUNTS_FLUSH_S:
-                self._progress(batch, start + step, len(texts))
+                self._progress(start + step, len(texts))
                 last = time.monotonic()
         return np.concatenate(parts)
 
-    def _progress(self, batch: _Batch, done: int, total: int) -> None:
-        """Commit the batch's read counters so far (seen, unchanged, failed, bytes) and the
-        heartbeat; added, updated and written count only with the batch's own commit."""
+    def _progress(self, done: int, total: int) -> None:
         rec = self.recorder
-        with self._recorder_lock:
-            rec.take(batch.counts, batch.failures)
-            batch.counts, batch.failures = RunCounts(), []
-            with self.engine.begin() as conn:
-                rec.flush(conn)
-            rec.committed_ok()
-            committed = RunCounts()
-            committed.add(rec.committed)
-        if self.on_commit is not None:
-            self.on_commit(committed)
+        with self.engine.begin() as conn:
+            rec.flush(conn)
+            repository.update_run(conn, rec.run_id, heartbeat_at=func.now())
+        rec.committed_ok()
         log.info("source %s: embedded %d of %d chunks of this batch", self.source, done, total)
+        if self.on_commit is not None:
+            self.on_commit(rec.committed)
 
     def _apply_failed_placements(self, conn: Connection, failed: list[FailedDocument]) -> None:
         """A document that now fails keeps serving its old text only under the source's

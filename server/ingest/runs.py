@@ -8,7 +8,7 @@ describe exactly what was committed. Statuses: queued -> running -> succeeded | 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -59,11 +59,6 @@ class RunCounts:
         return cls(**{name: int(row.get(name) or 0) for name in COUNTERS})
 
 
-def failure_row(external_id: str, uri: str, reason: str) -> tuple[str, str, str]:
-    """One ``ingest_failures`` row, its reason capped."""
-    return (external_id, uri, reason[:MAX_REASON_CHARS])
-
-
 @dataclass
 class RunRecorder:
     """Counts and failures of one run, flushed with each committed batch."""
@@ -75,12 +70,7 @@ class RunRecorder:
 
     def failed(self, external_id: str, uri: str, reason: str) -> None:
         self.pending.docs_failed += 1
-        self.failures.append(failure_row(external_id, uri, reason))
-
-    def take(self, counts: RunCounts, failures: Sequence[tuple[str, str, str]]) -> None:
-        """Add a batch's own counts and failures to what the next :meth:`flush` writes."""
-        self.pending.add(counts)
-        self.failures.extend(failures)
+        self.failures.append((external_id, uri, reason[:MAX_REASON_CHARS]))
 
     def flush(self, conn: Connection) -> None:
         """Write the pending deltas and failures inside the caller's transaction."""
@@ -226,7 +216,6 @@ __all__ = [
     "create_queued_run",
     "fail_interrupted_runs",
     "fail_orphaned_watch_runs",
-    "failure_row",
     "finish_run",
     "run_view",
     "start_run",
