@@ -380,6 +380,18 @@ def tree_cpu_s(pid: int) -> float:
     return float(total)
 
 
+def wait_until_idle(pids: tuple[int, ...], timeout_s: float = 30.0) -> None:
+    """Until these processes (and their children) use under a tenth of a core."""
+    deadline = time.monotonic() + timeout_s
+    before = sum(tree_cpu_s(pid) for pid in pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = sum(tree_cpu_s(pid) for pid in pids)
+        if now - before < 0.025:
+            return
+        before = now
+
+
 class CpuMeter:
     """CPU seconds of the server and of PostgreSQL between ``start`` and ``stop``."""
 
@@ -574,6 +586,9 @@ def main(argv: list[str]) -> int:
             offset = 0
             cpu = CpuMeter(proc.pid, postmaster_pid(s.dsn))
             for n in levels:
+                # wrk leaves with calls still running on the server: let them finish, or
+                # they count against the next level's admission limit and its CPU.
+                wait_until_idle(cpu.pids)
                 cpu.start()
                 with RssSampler(proc.pid) as rss:
                     stats, errors = run_wrk(s.url, script, n, args.seconds, offset)
@@ -720,13 +735,19 @@ def caveat(load_before: str) -> str:
 LIMITS = """
 What limits throughput: CPU, on both sides of the connection. The CPU columns above give
 what every search costs; at 100 searches/s the server and PostgreSQL together would have
-to stay under 20 ms per search (two cores), and they take about 20 (the run above: 11.2 +
-8.7 at 16 clients; 24 at the start of session 6 on the same machine, 35 at the start of
-session 5), so two cores are near full: `wrk`, the kernel and the idle moments of a
-single event loop take the rest. Runs on one machine vary: at 16 clients this session,
-61-73 searches/s over eight runs before the statement memo, 76-82 over five after. The
-server process is the busier side: about 11 ms per search, of which the query embedding
-(ONNX Runtime, its own thread) is about 4 ms and Python on the event loop the rest. By `py-spy` on
+to stay under 20 ms per search (two cores). On session 6's machine (AMD EPYC) they took
+about 20 (11.2 + 8.7 at 16 clients: 76-82 searches/s over five runs). Session 7's machine
+(Intel Xeon with AVX-512 and AMX, 2 cores) runs this workload slower per core and drifted
+by a third within the session (the same code gave 49.4 and 35.2 searches/s at 16 clients
+an hour apart, server 19 -> 28 ms of CPU per search), so compare runs only when they are
+interleaved: at 16 clients, session 7's code against the session's starting code
+(72a0c3e), alternated twice, gave 35.6 / 34.9 against 33.0 / 31.2 searches/s, PostgreSQL
+15.7-16.2 against 20.4-21.6 ms of CPU per search, 1 client p50 36.9 / 39.6 against
+39.3 / 43.8 ms: the HNSW beam now narrows with the corpus (`ef_search` 141 on these 20,000
+chunks instead of 800; recall@10 0.998-1.000 at 20,000 in `bench search_recall`). The
+server process is the busier side (session 6: about 11 ms per search, of which the query
+embedding, ONNX Runtime on its own thread, about 4 ms; session 7: 19-28 ms, the embedding
+7.7 ms p50 in `bench search_profile`) and Python on the event loop the rest. By `py-spy` on
 `kb serve` under 4 clients (`python -m bench search_profile --py-spy N` keeps the raw
 samples; with py-spy's `--gil`, the thread holding the GIL, by innermost library frame):
 
@@ -748,9 +769,12 @@ samples; with py-spy's `--gil`, the thread holding the GIL, by innermost library
   the ASGI layers, bearer tokens (verified ones are cached; the API key of one of the
   callers is looked up in the database on every call, so a revoked key stops at once),
   the SDK's stateless transport and JSON-RPC/tool validation.
-- **PostgreSQL (about 9 ms per search)**: BM25 scoring (2-3 ms: the postings of the
-  query's terms checked against the caller's predicate; callers known to read many chunks
-  have them checked in score order until enough pass), the vector leg (about 1 ms),
+- **PostgreSQL (about 9 ms per search on session 6's machine)**: BM25 scoring (2-3 ms: the
+  postings of the query's terms checked against the caller's predicate; callers known to
+  read many chunks have them checked in score order until enough pass), the vector leg
+  (its query p50 6.2 ms in `bench search_profile` at `ef_search` 800 on these 20,000
+  chunks, session 7's machine; at the scaled 141 PostgreSQL spends about 4.5 ms less CPU
+  per search, from the interleaved runs above),
   hydration, matched words (about 1 ms: only the words of the hits that can stem to a
   query term go to the database's tokeniser), the query weights, the audit insert and
   the commits.
@@ -765,8 +789,10 @@ further (not done): the memoized statements sent on the raw psycopg connection, 
 SQLAlchemy's execution layer (about 70 us per statement, 0.4 ms per search), psycopg's
 pipeline mode (BEGIN with the first statement), a C HTTP parser under the header deadline,
 and a second server process (the total CPU per search still caps two cores at about 100
-searches/s). 64 clients answer fewer searches
-than 16: 64 backends and 64 coroutines share the same two cores.
+searches/s). 64 clients answer about as many searches as 16 since each level waits for
+the previous level's calls to finish (wrk leaves with calls in flight; before session 7
+they ran into the next level, which then showed fewer searches and, on session 7's slower
+machine, 13 calls shed by the admission limit).
 
 One process runs all the Python (one GIL); `kb serve` has no `--workers`, and replicas
 (docs/scaling.md) add processes but not cores on one machine: the total CPU per search
