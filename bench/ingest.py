@@ -221,7 +221,7 @@ def main(argv: list[str]) -> int:
             f"chunks/s over raw embedder chunks/s (target >= {TARGET_RATIO}); the last column "
             "is the share of the sync's wall time spent inside the model, which load on the "
             "machine does not skew (the ratio compares two different moments); CPU is what "
-            "the sync cost this process (every thread: model, reader, writer, committer) and "
+            "the sync cost this process (every thread: model, reader, writer) and "
             "the database's processes, out of the two cores x end-to-end seconds.\n\n"
             f"{table}\n",
         )
