@@ -13,8 +13,8 @@ end at natural boundaries. Adjacent sections under the same headings are merged 
 a document parsed as many tiny paragraphs does not become many tiny chunks.
 
 semchunk counts candidate merges many times over (about five counts per chunk); running
-the tokenizer on each was most of an ingest's CPU outside the model (3.5 of 3.7 s for
-1,329 chunks), which on two cores the model then waits for. While splitting, a text is
+the tokenizer on each was most of the reader thread's CPU (3.5 of its 3.7 s for 1,329
+chunks), CPU that on two cores is taken from the model. While splitting, a text is
 counted as the sum of its whitespace-separated words' counts, each word tokenised once
 (a cache): for WordPiece (BERT, MiniLM), which never lets a token cross whitespace, that
 sum is the exact count. Every finished chunk is still counted whole by the real
