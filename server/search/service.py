@@ -140,14 +140,20 @@ class VectorBranch:
     plan: VectorPlan
 
 
+def _with_corpus(value: int, reference: int | None, corpus_chunks: float | None) -> int:
+    """``value`` (set for a corpus of ``reference`` chunks) scaled by the square root of
+    ``corpus_chunks / reference``; as set when either is unknown or scaling is off."""
+    if reference is None or corpus_chunks is None or corpus_chunks <= 0:
+        return value
+    return int(value * math.sqrt(corpus_chunks / reference))
+
+
 def scaled_ef_search(tuning: SearchTuning, corpus_chunks: float | None) -> int:
     """The HNSW beam width for a corpus of ``corpus_chunks`` (the planner's estimate; None
     or negative when never analysed: the full ``ef_search``, the safe side for recall)."""
-    reference = tuning.ef_search_reference_chunks
-    if reference is None or corpus_chunks is None or corpus_chunks <= 0:
-        return tuning.ef_search
-    scaled = int(tuning.ef_search * math.sqrt(corpus_chunks / reference))
-    return max(min(tuning.min_ef_search, tuning.ef_search), min(scaled, tuning.ef_search))
+    top = tuning.ef_search
+    scaled = _with_corpus(top, tuning.ef_search_reference_chunks, corpus_chunks)
+    return max(min(tuning.min_ef_search, top), min(scaled, top))
 
 
 def exact_scan_threshold(tuning: SearchTuning, corpus_chunks: float | None) -> int:
@@ -157,10 +163,7 @@ def exact_scan_threshold(tuning: SearchTuning, corpus_chunks: float | None) -> i
     never analysed: the threshold is then ``exact_scan_below`` itself, which on a table
     too new to be analysed means an exact scan, the right plan for a small corpus).
     """
-    reference = tuning.exact_scan_reference_chunks
-    if reference is None or corpus_chunks is None or corpus_chunks <= 0:
-        return tuning.exact_scan_below
-    return int(tuning.exact_scan_below * math.sqrt(corpus_chunks / reference))
+    return _with_corpus(tuning.exact_scan_below, tuning.exact_scan_reference_chunks, corpus_chunks)
 
 
 class ScopeSizes:
@@ -485,7 +488,7 @@ class SearchService:
         with phase("vector: settings"):
             corpus = await self._corpus_chunks(session)
             tuned = await repo.tune_vector_scan(session, self._scan(limit, corpus))
-        small = await self._small_scope(session, access, filters)
+        small = await self._small_scope(session, access, filters, corpus)
         found = await repo.vector_candidates(
             session, access, filters, embedding, limit, exact=small
         )
@@ -498,14 +501,17 @@ class SearchService:
         return VectorBranch(found, plan), tuned
 
     async def _small_scope(
-        self, session: AsyncSession, access: AccessFilter, filters: SearchFilters
+        self,
+        session: AsyncSession,
+        access: AccessFilter,
+        filters: SearchFilters,
+        corpus_chunks: float | None,
     ) -> bool:
-        t = self.tuning
         key = ScopeSizes.key(access, filters)
         known = self.scope_sizes.get(key)
         if known is not None:
             return known
-        threshold = exact_scan_threshold(t, await self._corpus_chunks(session))
+        threshold = exact_scan_threshold(self.tuning, corpus_chunks)
         with phase("vector: capped pre-count"):
             allowed = await repo.count_allowed_chunks(session, access, filters, threshold)
         small = allowed < threshold
