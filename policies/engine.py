@@ -138,7 +138,12 @@ class PolicyEngine:
 
     @property
     def is_stale(self) -> bool:
-        return self.max_age is not None and self.age > self.max_age
+        return self.stale_at(self.age)
+
+    def stale_at(self, age: float) -> bool:
+        """Whether a snapshot unconfirmed for ``age`` seconds is past the bound (so a
+        report can decide and show one reading of the clock)."""
+        return self.max_age is not None and age > self.max_age
 
     def _refuse_if_stale(self) -> None:
         if not self.is_stale:

@@ -8,6 +8,7 @@ listener last confirmed it current). Past ``policy.max_age_s`` the replica fails
 from __future__ import annotations
 
 import asyncio
+import math
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -43,14 +44,16 @@ async def readyz(request: Request) -> JSONResponse:
         checks["migrations"] = "unknown"
     checks["model"] = "ok" if runtime.embedder is not None else "not loaded"
     policies = runtime.policies
-    age = policies.age
+    # One reading of the clock decides and is shown, rounded up to the millisecond: a stale
+    # answer never reports an age within the bound (1.0004 s past a 1 s bound is not "1.0").
+    age = math.ceil(policies.age * 1000) / 1000
     checks["policy"] = (
-        f"stale: unconfirmed for {age:.1f}s (bound {policies.max_age}s)"
-        if policies.is_stale
+        f"stale: unconfirmed for {age:.3f}s (bound {policies.max_age}s)"
+        if policies.stale_at(age)
         else "ok"
     )
     ready = all(v == "ok" for v in checks.values())
-    policy = {"version": policies.version, "age_s": round(age, 3), "max_age_s": policies.max_age}
+    policy = {"version": policies.version, "age_s": age, "max_age_s": policies.max_age}
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks, "policy": policy},
         status_code=200 if ready else 503,
