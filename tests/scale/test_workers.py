@@ -141,23 +141,51 @@ def test_three_workers_one_killed_no_overlap_nothing_lost_or_doubled(
         victim_source = victim_run["source"]
         victim_job = first[victim_source].job_id
 
-        # A second sync of every other source: waits behind a running one (lock), refused
-        # while one is still queued (queueing lock).
+        # A second sync of every other source: refused while the first is still queued
+        # (queueing lock), waits behind a running one (lock).
+        others = [name for name in names if name != victim_source]
         second: dict[str, int] = {}
         refused: list[str] = []
         waited_behind_running: list[str] = []
-        for name in names:
-            if name == victim_source:
+
+        def first_status(name: str) -> str:
+            return str(
+                rows(
+                    engine,
+                    "SELECT status FROM procrastinate_jobs WHERE id = :i",
+                    i=first[name].job_id,
+                )[0]["status"]
+            )
+
+        for name in others:
+            status = first_status(name)
+            if status != "todo":
                 continue
-            status = rows(
-                engine, "SELECT status FROM procrastinate_jobs WHERE id = :i", i=first[name].job_id
-            )[0]["status"]
             try:
                 second[name] = enqueue_sync(settings, target, engine, name).job_id
-                if status == "doing":
-                    waited_behind_running.append(name)
             except SyncAlreadyQueued:
-                assert status == "todo", (name, status)
+                refused.append(name)
+
+        # Then, for a source whose first sync is running: its second is accepted and waits.
+        # Decided by the first job's status *after* the enqueue, so no race can count a
+        # second sync as waiting when the first had already finished.
+        def a_running_first() -> str | None:
+            for name in others:
+                if name not in second and first_status(name) == "doing":
+                    return name
+            return None
+
+        while not waited_behind_running:
+            running = wait_for(a_running_first, 120, "a first sync running", logs)
+            second[running] = enqueue_sync(settings, target, engine, running).job_id
+            if first_status(running) == "doing":
+                waited_behind_running.append(running)
+        for name in others:
+            if name in second or name in refused:
+                continue
+            try:
+                second[name] = enqueue_sync(settings, target, engine, name).job_id
+            except SyncAlreadyQueued:
                 refused.append(name)
 
         def all_finished() -> bool:
