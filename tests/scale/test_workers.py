@@ -157,14 +157,17 @@ def test_three_workers_one_killed_no_overlap_nothing_lost_or_doubled(
                 )[0]["status"]
             )
 
-        for name in others:
-            status = first_status(name)
-            if status != "todo":
-                continue
+        def enqueue_second(name: str) -> None:
+            status = first_status(name)  # read before: a first job never returns to todo
             try:
                 second[name] = enqueue_sync(settings, target, engine, name).job_id
             except SyncAlreadyQueued:
+                assert status == "todo", (name, status)
                 refused.append(name)
+
+        for name in others:
+            if first_status(name) == "todo":
+                enqueue_second(name)
 
         # Then, for a source whose first sync is running: its second is accepted and waits.
         # Decided by the first job's status *after* the enqueue, so no race can count a
@@ -181,12 +184,8 @@ def test_three_workers_one_killed_no_overlap_nothing_lost_or_doubled(
             if first_status(running) == "doing":
                 waited_behind_running.append(running)
         for name in others:
-            if name in second or name in refused:
-                continue
-            try:
-                second[name] = enqueue_sync(settings, target, engine, name).job_id
-            except SyncAlreadyQueued:
-                refused.append(name)
+            if name not in second and name not in refused:
+                enqueue_second(name)
 
         def all_finished() -> bool:
             alive = [p for p in procs if p is not victim]
