@@ -3,12 +3,15 @@ write) and warm (cached) separately, with every count checked.
 
 The service gets the production cache (:mod:`server.search.source_counts`) following
 ``kb_documents`` on a LISTEN connection of its own, as a server process does. Each round
-writes one document through an announcing engine (``updated_at`` of one row: every
-cached answer is dropped, and the page's visibility bit with it, as after a real write),
-waits until the listener has heard it, then calls every caller once (cold: each one
-misses and runs the GROUP BY) and once more (warm), both in a shuffled order. Every call
-goes through the use case (policy filter, audit row). Cold and warm counts are both
-compared with the independent evaluation.
+writes through an announcing engine: ``TOUCHED`` documents leave and come back in one
+transaction (soft-deleted, then live again: every cached answer is stale, the change log
+gains two rows per document for every count to read and evaluate under its predicate,
+and the counts stay those of the independent evaluation), waits until the listener has
+heard it, then calls every caller once (cold: each one's cached count is brought forward
+from the change log, :mod:`server.search.source_tally`) and once more (warm), both in a
+shuffled order. The round before the measured ones is each caller's first call (a full
+count): ``first`` reports it. Every call goes through the use case (policy filter, audit
+row). Every count is compared with the independent evaluation.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from bench._recall_policy import BenchCaller, policy_yaml
 from bench._recall_report import ListingRow
 
 HEARD_WITHIN_S = 10.0
+TOUCHED = 100  # documents written per round: about what one ingestion batch writes
 
 
 async def listing(
@@ -54,6 +58,7 @@ async def listing(
     principals = [Caller.of(*c.principals) for c in callers]
     cold: list[list[float]] = [[] for _ in callers]
     warm: list[list[float]] = [[] for _ in callers]
+    first = [float("nan")] * len(callers)
     seen: list[set[int]] = [set() for _ in callers]
     order = random.Random(5)
     idx = list(range(len(callers)))
@@ -62,12 +67,13 @@ async def listing(
         """One announced documents write; back once this process heard it."""
         before = generation.current()
         async with db.sessions() as session, session.begin():
-            await session.execute(
-                text(
-                    "UPDATE documents SET updated_at = now()"
-                    " WHERE id = (SELECT id FROM documents LIMIT 1)"
+            picked = {"n": TOUCHED, "skip": order.randrange(1_000)}
+            chosen = "SELECT id FROM documents ORDER BY id OFFSET :skip LIMIT :n"
+            for state in ("now()", "NULL"):
+                await session.execute(
+                    text(f"UPDATE documents SET deleted_at = {state} WHERE id IN ({chosen})"),
+                    picked,
                 )
-            )
         deadline = time.monotonic() + HEARD_WITHIN_S
         while generation.current() in (None, before):
             if time.monotonic() > deadline:
@@ -92,6 +98,8 @@ async def listing(
                     took = await call(ci)
                     if rep:  # the first round warms connections and caches up
                         times[ci].append(took)
+                    elif times is cold:
+                        first[ci] = took
     finally:
         await generation.stop()
         await db.dispose()
@@ -108,6 +116,7 @@ async def listing(
             warm_p50_ms=percentile(warm[ci], 50),
             warm_p95_ms=percentile(warm[ci], 95),
             warm_ms=warm[ci],
+            first_ms=first[ci],
         )
         for ci, c in enumerate(callers)
     ]

@@ -34,7 +34,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 EMBEDDING_DIMENSIONS = 384
 
@@ -360,6 +362,56 @@ class ApiKey(Base):
     rotated_from: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (``xid8``), compared in SQL only."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
+
+
+# Reflection (alembic's model check) maps xid8 columns to this type instead of warning.
+ischema_names["xid8"] = Xid8
+
+
+class DocumentChange(Base):
+    """A live document counted (+1) or no longer counted (-1) with these attributes, by
+    transaction ``xid`` (migration 0011): kept by a trigger on documents, read to bring a
+    cached list_sources count up to date."""
+
+    __tablename__ = "document_changes"
+    __table_args__ = (
+        CheckConstraint("delta IN (-1, 1)", name="delta"),
+        Index("ix_document_changes_xid", "xid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    xid: Mapped[int] = mapped_column(
+        Xid8(), nullable=False, server_default=func.pg_current_xact_id()
+    )
+    changed_at: Mapped[datetime] = _now()
+    delta: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    document_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    collection: Mapped[str] = mapped_column(Text, nullable=False)
+    path: Mapped[str] = mapped_column(Text, nullable=False)
+    level: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    acl: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    content_type: Mapped[str] = mapped_column(Text, nullable=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, nullable=False)
+
+
+class DocumentChangesHorizon(Base):
+    """The one row: log rows of transactions below ``horizon`` may have been pruned."""
+
+    __tablename__ = "document_changes_horizon"
+    __table_args__ = (CheckConstraint("id", name="one_row"),)
+
+    id: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
+    horizon: Mapped[int] = mapped_column(Xid8(), nullable=False)
+
+
 class Bm25Posting(Base):
     """One term of one chunk (migration 0003): the BM25 inverted index, kept by triggers."""
 
@@ -406,10 +458,13 @@ __all__ = [
     "Bm25Term",
     "Chunk",
     "Document",
+    "DocumentChange",
+    "DocumentChangesHorizon",
     "IngestFailure",
     "IngestRun",
     "PolicyRule",
     "PolicyVersion",
     "Source",
     "SourceFreshness",
+    "Xid8",
 ]

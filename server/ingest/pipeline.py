@@ -529,6 +529,7 @@ class Pipeline:
         self.issues.keep_only(keep | self._written | written_now)
         self.final_state = sync_state(end.cursor, self.issues)
         repository.save_sync_state(conn, self.source, self.final_state, success=True)
+        repository.prune_document_changes(conn)
 
 
 def _stale_hashes(stored: StoredDocument, item: SourceDocument, text_hash: str) -> bool:

@@ -103,6 +103,20 @@ def save_sync_state(
     conn.execute(update(Source).where(Source.name == name).values(**values))
 
 
+# How long the documents change log (migration 0011) keeps rows: past the 300 s for which
+# a cached list_sources count lives (server/search/source_counts.py), with margin. A count
+# older than what is kept is counted afresh, never wrongly.
+CHANGE_LOG_KEEP_S = 900
+
+
+def prune_document_changes(conn: Connection, keep_s: float = CHANGE_LOG_KEEP_S) -> int:
+    """Drop change-log rows no cached count can need any more; how many went."""
+    gone = conn.execute(
+        select(func.kb_prune_document_changes(func.make_interval(0, 0, 0, 0, 0, 0, keep_s)))
+    ).scalar_one()
+    return int(gone)
+
+
 def live_document_counts(conn: Connection) -> dict[str, int]:
     """Documents per source that are not deleted (operator statistics)."""
     rows = conn.execute(
@@ -599,6 +613,7 @@ __all__ = [
     "list_sources",
     "live_document_counts",
     "mark_deleted",
+    "prune_document_changes",
     "reauthorize_documents",
     "replace_documents",
     "run_failures",

@@ -572,12 +572,20 @@ async def count_documents(session: AsyncSession, access: AccessFilter) -> list[C
                 counts[key] = counts.get(key, 0) + 1
     if not counts:
         return []
-    names = sorted({s for s, _ in counts})
-    described = select(Source.name, Source.kind, Source.config["description"].astext).where(
+    info = await describe_sources(session, sorted({s for s, _ in counts}))
+    return [CollectionRow(s, *info.get(s, ("", "")), c, n) for (s, c), n in sorted(counts.items())]
+
+
+async def describe_sources(
+    session: AsyncSession, names: Sequence[str]
+) -> dict[str, tuple[str, str]]:
+    """Kind and description of each named source."""
+    if not names:
+        return {}
+    stmt = select(Source.name, Source.kind, Source.config["description"].astext).where(
         Source.name.in_(names)
     )
-    info = {n: (k, d or "") for n, k, d in (await session.execute(described)).all()}
-    return [CollectionRow(s, *info.get(s, ("", "")), c, n) for (s, c), n in sorted(counts.items())]
+    return {n: (k, d or "") for n, k, d in (await session.execute(stmt)).all()}
 
 
 async def complete_documents(
@@ -615,6 +623,7 @@ __all__ = [
     "count_documents",
     "counts_statement",
     "custom_plans",
+    "describe_sources",
     "document_text_from_chunks",
     "get_document",
     "keyword_candidates",

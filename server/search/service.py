@@ -31,6 +31,7 @@ from server.embeddings import AsyncEmbedder
 from server.observability.metrics import observed_search
 from server.search import keyword as kw
 from server.search import repository as repo
+from server.search import source_tally
 from server.search.matched_words import matched_words
 from server.search.passages import MatchedWords
 from server.search.query_syntax import ParsedQuery, looks_up_identifier, parse_query
@@ -75,6 +76,14 @@ MAX_NEIGHBOURS = 5
 MAX_PAGE_SIZE = 500
 MAX_COMPLETIONS = 100
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """A list_sources answer and the count it was built from (to bring it forward)."""
+
+    tally: source_tally.Tally
+    summaries: tuple[SourceSummary, ...]
 
 
 @dataclass(frozen=True)
@@ -625,28 +634,48 @@ class SearchService:
     async def list_sources(self, access: AccessFilter) -> tuple[SourceSummary, ...]:
         """Sources with at least one document the caller may read, with their counts.
 
-        Cached per caller until any document is written (:mod:`.source_counts`); the
-        answer is immutable, so the cached tuple itself is returned.
+        Cached per caller (:mod:`.source_counts`); after documents were written the cached
+        count is brought up to date from the change log (:mod:`.source_tally`), or counted
+        afresh. The answer is immutable, so the cached tuple itself is returned.
         """
-        return await self.source_counts.get(access, lambda: self._summarise_sources(access))
+        listing = await self.source_counts.get(
+            access,
+            lambda: self._listing(access, None),
+            lambda old: self._listing(access, old),
+        )
+        assert listing is not None, "a listing counted afresh is never None"
+        return listing.summaries
 
-    async def _summarise_sources(self, access: AccessFilter) -> tuple[SourceSummary, ...]:
+    async def _listing(self, access: AccessFilter, old: _Listing | None) -> _Listing | None:
+        """A fresh count (``old`` None), or ``old`` brought forward (None if it cannot be)."""
         async with self._db.sessions() as session, session.begin():
-            rows = await repo.count_documents(session, access)
-        by_source: dict[str, list[repo.CollectionRow]] = {}
-        for row in rows:
-            by_source.setdefault(row.source, []).append(row)
-        return tuple(
+            if old is None:
+                tally: source_tally.Tally | None = await source_tally.count(session, access)
+            else:
+                tally = await source_tally.bring_forward(session, access, old.tally)
+            if tally is None:
+                return None
+            # Kind and description of sources already listed are kept (as when cached).
+            described = (
+                {} if old is None else {s.source: (s.kind, s.description) for s in old.summaries}
+            )
+            unknown = sorted({s for s, _ in tally.counts} - described.keys())
+            described.update(await repo.describe_sources(session, unknown))
+        by_source: dict[str, list[tuple[str, int]]] = {}
+        for (source, collection), n in sorted(tally.counts.items()):
+            by_source.setdefault(source, []).append((collection, n))
+        summaries = tuple(
             SourceSummary(
                 source=name,
-                kind=group[0].kind,
-                description=group[0].description,
+                kind=described.get(name, ("", ""))[0],
+                description=described.get(name, ("", ""))[1],
                 uri=source_uri(name),
-                documents=sum(r.documents for r in group),
-                collections=tuple(CollectionCount(r.collection, r.documents) for r in group),
+                documents=sum(n for _, n in group),
+                collections=tuple(CollectionCount(c, n) for c, n in group),
             )
-            for name, group in sorted(by_source.items())
+            for name, group in by_source.items()
         )
+        return _Listing(tally, summaries)
 
     async def list_documents(
         self,

@@ -9,19 +9,22 @@ over every allowed document: 100-450 ms at 250,000 documents. It changes only wh
 * a document is written, deleted or re-authorised, by any process: every such transaction
   commits with ``pg_notify('kb_documents')`` (``server/db/revocations.py``).
 
-So each answer is kept under a key that holds the filter's parts and a *documents
-generation*: a counter that moves on every ``kb_documents`` notification this process
-hears, and on every (re)connect of the LISTEN connection
-(anything committed while nobody listened). A count that included a deleted or revoked
-document would leak its existence, so the cache fails safe: while the LISTEN connection is
-down (or before it is up) :meth:`DocumentsGeneration.current` is None and nothing is
-served from the cache or stored in it. A silently dead connection is noticed by a ping
-every ``ping_interval_s`` (at most ``ping_timeout_s`` each); that bounds how long a lost
-notification could go unnoticed. Entries also expire after ``max_age_s``, a bound for
-writes that bypass the announcing engines (a hand-run ``psql`` DELETE).
+So each answer is kept under a key that holds the filter's parts, with the *documents
+generation* it is current for: a counter that moves on every ``kb_documents`` notification
+this process hears, and on every (re)connect of the LISTEN connection (anything committed
+while nobody listened). A count that included a deleted or revoked document would leak
+its existence, so the cache fails safe: while the LISTEN connection is down (or before it
+is up) :meth:`DocumentsGeneration.current` is None and nothing is served from the cache or
+stored in it. A silently dead connection is noticed by a ping every ``ping_interval_s``
+(at most ``ping_timeout_s`` each); that bounds how long a lost notification could go
+unnoticed. Entries also expire after ``max_age_s``, a bound for writes that bypass the
+announcing engines (a hand-run ``psql`` DELETE).
 
-An answer computed while the generation moved is returned but not stored. Concurrent
-misses of one key share one query.
+An answer whose generation has moved is brought up to date from the documents change log
+when the caller of :meth:`SourceCounts.get` can (``advance``; list_sources can, see
+:mod:`.source_tally`), else computed afresh. An answer is stored under the generation read
+before it was computed, so one that raced a write is brought forward (or recomputed) by
+the next call. Concurrent misses of one key share one query.
 
 With read replicas the generation is the revocation barrier's own count of what it heard
 (:class:`BarrierGeneration`), which moves only after the barrier has been raised, so a miss
@@ -179,7 +182,13 @@ def caller_key(access: AccessFilter) -> Hashable:
 
 
 class SourceCounts:
-    """Answers of one kind per (documents generation, caller), least recently used out."""
+    """Answers of one kind per caller, each with the documents generation it is current
+    for; least recently used out.
+
+    An answer whose generation has moved is not thrown away when ``advance`` is given: it
+    is brought up to date from it (``advance(old)``; None means it cannot be, and the
+    answer is computed afresh), which for list_sources reads only the documents written
+    since (:mod:`.source_tally`)."""
 
     def __init__(
         self,
@@ -193,47 +202,74 @@ class SourceCounts:
         self.max_entries = max_entries
         self.max_age_s = max_age_s
         self._clock = clock
-        self._items: OrderedDict[Hashable, tuple[object, float]] = OrderedDict()
+        # caller key -> (generation, answer, expiry). The expiry is set when an answer is
+        # computed afresh and kept when it is brought forward.
+        self._items: OrderedDict[Hashable, tuple[int, object, float]] = OrderedDict()
         self._pending: dict[Hashable, asyncio.Future[Any]] = {}
         self.hits = 0
         self.misses = 0
         self.computed = 0  # queries run (concurrent misses of one key share one)
+        self.advanced = 0  # of which answers brought forward rather than computed afresh
 
     def __len__(self) -> int:
         return len(self._items)
 
-    async def get(self, access: AccessFilter, compute: Callable[[], Awaitable[T]]) -> T:
-        """The cached answer for ``access``, or ``compute()`` (stored if nothing moved)."""
+    async def get(
+        self,
+        access: AccessFilter,
+        compute: Callable[[], Awaitable[T]],
+        advance: Callable[[T], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """The cached answer for ``access``, brought forward or computed if it is stale."""
         generation = self.generation.current()
         if generation is None:
             self.misses += 1
             return await compute()
-        key = (generation, caller_key(access))
+        key = caller_key(access)
         found = self._items.get(key)
-        if found is not None and found[1] > self._clock():
+        if found is not None and found[2] <= self._clock():
+            found = None  # expired: computed afresh
+        if found is not None and found[0] == generation:
             self._items.move_to_end(key)
             self.hits += 1
-            return cast(T, found[0])
+            return cast(T, found[1])
         self.misses += 1
-        pending = self._pending.get(key)
+        pending = self._pending.get((generation, key))
         if pending is None:
-            pending = asyncio.ensure_future(self._compute(key, generation, compute))
+            stale = None if found is None or advance is None else (advance, found)
+            pending = asyncio.ensure_future(self._compute(key, generation, compute, stale))
             # Read a failure even if every waiter was cancelled (no "never retrieved").
             pending.add_done_callback(lambda f: f.cancelled() or f.exception())
-            self._pending[key] = pending
+            self._pending[(generation, key)] = pending
         # shield: one waiter cancelled must not cancel the query the others wait for.
         return cast(T, await asyncio.shield(pending))
 
     async def _compute(
-        self, key: Hashable, generation: int, compute: Callable[[], Awaitable[T]]
+        self,
+        key: Hashable,
+        generation: int,
+        compute: Callable[[], Awaitable[T]],
+        stale: tuple[Callable[[T], Awaitable[T | None]], tuple[int, object, float]] | None,
     ) -> T:
         self.computed += 1
+        expiry = self._clock() + self.max_age_s
         try:
-            value = await compute()
+            value: T | None = None
+            if stale is not None:
+                advance, (_, old, expiry) = stale
+                value = await advance(cast(T, old))
+                self.advanced += value is not None
+            if value is None:
+                expiry = self._clock() + self.max_age_s
+                value = await compute()
         finally:
-            self._pending.pop(key, None)
-        if self.generation.current() == generation:  # nothing changed while counting
-            self._items[key] = (value, self._clock() + self.max_age_s)
+            self._pending.pop((generation, key), None)
+        # Stored under the generation read before it was counted: had anything been
+        # written meanwhile, the generation has moved and the next call brings it forward
+        # (or, with no ``advance``, counts again). Never over a newer answer.
+        newer = self._items.get(key)
+        if newer is None or newer[0] <= generation:
+            self._items[key] = (generation, value, expiry)
             self._items.move_to_end(key)
             while len(self._items) > self.max_entries:
                 self._items.popitem(last=False)
