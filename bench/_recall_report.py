@@ -257,8 +257,10 @@ Targets missed (recall@10 < 0.95, fewer than 10 results with >= 10 allowed, p95 
 
 `list_sources` through the use case (policy filter, counts per source and collection,
 audit row), every caller, shuffled, {len(listed[0].all_ms) if listed else 0} rounds of: one
-announced documents write, every caller once *cold* (the cache dropped: the counts query
-runs), then once *warm* (cached per caller until the next write). Over all {len(every):,}
+announced documents write, every caller once *cold* (its cached count is stale: since
+session 9 it is brought forward from the documents change log, before that the counts
+query ran again), then once *warm* (cached per caller until the next write); *first call*
+is each caller's very first listing (the full count). Over all {len(every):,}
 cold calls and as many warm: {_listing_summary(listed)}; counts (cold or warm) that differ
 from the independent evaluation: {len(wrong)}.
 
