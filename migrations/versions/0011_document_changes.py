@@ -19,7 +19,9 @@ transactions older than every row written in the last ``keep`` interval go, and
 ``document_changes_horizon`` records the transaction id below which rows may be gone. A
 cached count whose snapshot is older than the horizon (``pg_snapshot_xmin(snapshot) <
 horizon``) is counted afresh instead. ``TRUNCATE documents`` (no row triggers) moves the
-horizon past itself, so no count from before it is ever brought forward.
+horizon past itself, so no count from before it is ever brought forward. Transaction ids
+belong to one server: ``kb restore`` empties the log and sets the horizon to the restoring
+server's next transaction (``server/ops/restore.py``).
 
 Revision ID: 0011_document_changes
 Revises: 0010_tokeniser_one_pass

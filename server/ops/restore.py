@@ -134,7 +134,24 @@ def restore_backup(url: URL, file: Path, *, force: bool = False) -> RestoreResul
             if counts.get(t) != manifest.row_counts.get(t)
         )
         raise BackupError(f"restored row counts differ from the backup's in: {', '.join(differ)}")
+    with psycopg.connect(to_libpq_dsn(url), autocommit=True) as conn:
+        _restart_change_log(conn)
     return RestoreResult(manifest, counts, needs_upgrade, time.perf_counter() - started)
+
+
+def _restart_change_log(conn: psycopg.Connection[Any]) -> None:
+    """Empty the documents change log (migration 0011), its horizon at this server's next
+    transaction. Its rows carry transaction ids of the server the backup was taken on,
+    which mean nothing here (this server may not have reached them yet, and would then
+    count them as changes made after any count it takes); nothing cached the restored
+    counts, so nothing needs them."""
+    if "document_changes_horizon" not in schema_tables(conn):
+        return  # a backup from before the change log: `kb db upgrade` creates it empty
+    with conn.transaction():
+        conn.execute("TRUNCATE document_changes")
+        conn.execute(
+            "UPDATE document_changes_horizon SET horizon = pg_snapshot_xmax(pg_current_snapshot())"
+        )
 
 
 def _refuse_if_in_use(conn: psycopg.Connection[Any], url: URL) -> None:
