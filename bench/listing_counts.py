@@ -1,4 +1,5 @@
-"""``list_sources`` alone at a given number of documents: cold and warm, counts checked.
+"""``list_sources`` alone at a given number of documents: each caller's first call (a full
+count), cold (after a write: brought forward from the change log) and warm, counts checked.
 
 The listing part of ``search_recall`` (:mod:`bench._recall_listing`, the same 24 callers:
 six predicate shapes at 100 / 10 / 1 / 0.1 %) without its chunks, vectors and HNSW build:
