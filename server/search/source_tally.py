@@ -11,7 +11,10 @@ as the full count, applied to the same columns. Both statements read their snaps
 the statement itself (``pg_current_snapshot()`` is the statement's snapshot), so the
 counts and the snapshot recorded with them always agree.
 
-Only counts of an *exact* filter are brought forward: a filter whose SQL predicate is not
+A count is brought forward only from a snapshot that saw nothing the new one does not
+(on one server snapshots only grow; across read replicas a count taken on one that had
+replayed more would otherwise have some changes counted twice). Only counts of an *exact*
+filter are brought forward: a filter whose SQL predicate is not
 exact is counted by re-checking every row in Python (see ``repository.count_documents``),
 and so is recounted. Any doubt (log pruned past the snapshot, a count that would go
 negative) means a full count: a wrong count would reveal that a document exists.
@@ -24,12 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, cast, func, literal, not_, select, true
+from sqlalchemy import Boolean, Text, cast, func, literal, not_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import UserDefinedType
 
 from policies.access import AccessFilter, AuthzColumns
-from server.db.models import DocumentChange, DocumentChangesHorizon
+from server.db.models import DocumentChange
 from server.search import repository as repo
 
 log = logging.getLogger(__name__)
@@ -72,17 +75,28 @@ async def count(session: AsyncSession, access: AccessFilter) -> Tally:
 
 async def bring_forward(session: AsyncSession, access: AccessFilter, old: Tally) -> Tally | None:
     """``old`` brought up to this statement's snapshot, or None when it cannot be (not an
-    exact filter, the log pruned past its snapshot, or a count that does not add up)."""
+    exact filter, the log pruned past its snapshot, a snapshot that saw a transaction this
+    one does not, or a count that does not add up)."""
     if old.snapshot is None or not access.exact:
         return None
     since = cast(literal(old.snapshot, Text), _SNAPSHOT)
+    # Usable when nothing the log may have lost is needed (the horizon) and this snapshot
+    # sees everything the old one saw. The second holds on one server, whose snapshots
+    # only grow; across read replicas a count may have been taken on one that had
+    # replayed more than the one asked now, and its changes would be counted twice.
     horizon = (
-        select(
-            cast(func.pg_current_snapshot(), Text).label("snapshot"),
-            (func.pg_snapshot_xmin(since) >= DocumentChangesHorizon.horizon).label("usable"),
+        text(
+            "SELECT pg_current_snapshot()::text AS snapshot, "
+            "pg_snapshot_xmin(CAST(:since AS pg_snapshot)) >= h.horizon "
+            "AND pg_snapshot_xmax(pg_current_snapshot()) "
+            ">= pg_snapshot_xmax(CAST(:since AS pg_snapshot)) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(pg_current_snapshot()) AS r(xid) "
+            "WHERE pg_visible_in_snapshot(r.xid, CAST(:since AS pg_snapshot))) AS usable "
+            "FROM document_changes_horizon h WHERE h.id"
         )
-        .where(DocumentChangesHorizon.id.is_(True))
-        .subquery()
+        .bindparams(since=old.snapshot)
+        .columns(snapshot=Text, usable=Boolean)
+        .subquery("horizon")
     )
     moved = (
         select(

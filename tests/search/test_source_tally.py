@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, text, update
 
 from core.identity import Caller
 from policies.listener import refresh
@@ -196,11 +196,54 @@ async def test_a_pruned_log_or_a_truncate_means_a_fresh_count(settings: Settings
 
         # TRUNCATE fires no row trigger: no count from before it may be brought forward.
         assert settings.database.url is not None
-        with psycopg.connect(settings.database.url.get_secret_value(), autocommit=True) as conn:
-            conn.execute("TRUNCATE documents CASCADE")
+        login = settings.database.url.get_secret_value()
+        with psycopg.connect(login, autocommit=True) as owner:
+            owner.execute("TRUNCATE documents CASCADE")
         await w.write(lambda conn: ingest.mark_deleted(conn, "wiki", ["nothing"]))
         await w.settle()
         again = random_doc(random.Random(4), "wiki") | {"collection": "eng", "acl": ["group:eng"]}
         await w.write(lambda conn: conn.execute(insert(Document).values(**again)))
         assert await w.counts(ENG) == {("wiki", "eng"): 1} == await fresh(w, ENG)
         assert cache.advanced == advanced
+
+
+async def test_a_count_that_saw_more_than_this_snapshot_is_counted_afresh(
+    settings: Settings,
+) -> None:
+    """With read replicas a count may come from one that had replayed more than the server
+    asked next: bringing it forward there would count some changes twice."""
+    async with world(settings) as w:
+        access = w.rt.policies.filter_for(ENG)
+
+        async def forward(snapshot: str) -> source_tally.Tally | None:
+            async with w.rt.db.sessions() as session, session.begin():
+                old = source_tally.Tally(ENG_COUNTS, snapshot)
+                return await source_tally.bring_forward(session, access, old)
+
+        async with w.rt.db.sessions() as session, session.begin():
+            now = str(await session.scalar(text("SELECT pg_current_snapshot()::text")))
+        assert await forward(now) is not None  # the same server's own snapshot: fine
+        xmax = int(now.split(":")[1])
+        assert await forward(f"{xmax + 5}:{xmax + 5}:") is None  # one that is ahead
+
+        # One that saw as committed a transaction still running here.
+        opened, release = threading.Event(), threading.Event()
+        running: list[int] = []
+
+        def open_writer() -> None:
+            with w.writer.begin() as conn:
+                running.append(
+                    int(conn.execute(text("SELECT pg_current_xact_id()::text")).scalar_one())
+                )
+                opened.set()
+                release.wait(30)
+
+        writer = asyncio.create_task(asyncio.to_thread(open_writer))
+        try:
+            await until(opened.is_set, "the writer's transaction is open")
+            xid = running[0]
+            assert await forward(f"{xid + 1}:{xid + 1}:") is None
+        finally:
+            release.set()
+            await writer
+        assert await forward(f"{xid + 1}:{xid + 1}:") is not None  # committed now
