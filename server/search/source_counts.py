@@ -20,9 +20,11 @@ stored in it. A silently dead connection is noticed by a ping every ``ping_inter
 unnoticed. Entries also expire after ``max_age_s``, a bound for writes that bypass the
 announcing engines (a hand-run ``psql`` DELETE).
 
-An answer whose generation has moved is brought up to date from the documents change log
-when the caller of :meth:`SourceCounts.get` can (``advance``; list_sources can, see
-:mod:`.source_tally`), else computed afresh. An answer is stored under the generation read
+An answer whose generation has moved, or that is older than ``max_age_s``, is brought up
+to date from the documents change log when the caller of :meth:`SourceCounts.get` can
+(``advance``; list_sources can, see :mod:`.source_tally`), else computed afresh. The log
+is written by a trigger, so bringing an answer forward also reads writes that announced
+nothing. An answer is stored under the generation read
 before it was computed, so one that raced a write is brought forward (or recomputed) by
 the next call. Concurrent misses of one key share one query.
 
@@ -185,10 +187,10 @@ class SourceCounts:
     """Answers of one kind per caller, each with the documents generation it is current
     for; least recently used out.
 
-    An answer whose generation has moved is not thrown away when ``advance`` is given: it
-    is brought up to date from it (``advance(old)``; None means it cannot be, and the
-    answer is computed afresh), which for list_sources reads only the documents written
-    since (:mod:`.source_tally`)."""
+    An answer whose generation has moved, or that has expired, is not thrown away when
+    ``advance`` is given: it is brought up to date from it (``advance(old)``; None means it
+    cannot be, and the answer is computed afresh), which for list_sources reads only the
+    documents written since (:mod:`.source_tally`)."""
 
     def __init__(
         self,
@@ -202,8 +204,9 @@ class SourceCounts:
         self.max_entries = max_entries
         self.max_age_s = max_age_s
         self._clock = clock
-        # caller key -> (generation, answer, expiry). The expiry is set when an answer is
-        # computed afresh and kept when it is brought forward.
+        # caller key -> (generation, answer, expiry). An expired answer is brought forward
+        # if it can be (that reads any write that bypassed the notifications too: the
+        # change log has it), else computed afresh.
         self._items: OrderedDict[Hashable, tuple[int, object, float]] = OrderedDict()
         self._pending: dict[Hashable, asyncio.Future[Any]] = {}
         self.hits = 0
@@ -227,9 +230,10 @@ class SourceCounts:
             return await compute()
         key = caller_key(access)
         found = self._items.get(key)
-        if found is not None and found[2] <= self._clock():
-            found = None  # expired: computed afresh
-        if found is not None and found[0] == generation:
+        expired = found is not None and found[2] <= self._clock()
+        if expired and advance is None:
+            found = None  # computed afresh
+        if found is not None and found[0] == generation and not expired:
             self._items.move_to_end(key)
             self.hits += 1
             return cast(T, found[1])
@@ -256,11 +260,10 @@ class SourceCounts:
         try:
             value: T | None = None
             if stale is not None:
-                advance, (_, old, expiry) = stale
+                advance, (_, old, _) = stale
                 value = await advance(cast(T, old))
                 self.advanced += value is not None
             if value is None:
-                expiry = self._clock() + self.max_age_s
                 value = await compute()
         finally:
             self._pending.pop((generation, key), None)

@@ -247,3 +247,24 @@ async def test_a_count_that_saw_more_than_this_snapshot_is_counted_afresh(
             release.set()
             await writer
         assert await forward(f"{xid + 1}:{xid + 1}:") is not None  # committed now
+
+
+async def test_an_expired_count_is_brought_forward_with_writes_nobody_announced(
+    settings: Settings,
+) -> None:
+    """Entries expire as a bound for writes that bypass the notifications (a hand-run
+    DELETE); the change log has those too, so an expired count is brought forward."""
+    async with world(settings) as w:
+        cache = w.rt.source_counts
+        cache.max_age_s = 0.3
+        assert await w.counts(ENG) == ENG_COUNTS
+        advanced, computed = cache.advanced, cache.computed
+        generation = w.generation()
+        await w.write_silently(
+            "UPDATE documents SET deleted_at = now() WHERE external_id = 'eng-1'"
+        )
+        assert await w.counts(ENG) == ENG_COUNTS  # not expired yet: served from the cache
+        await asyncio.sleep(0.4)
+        assert w.generation() == generation  # nothing was announced
+        assert await w.counts(ENG) == {("wiki", "eng"): 1, ("wiki", "eng/platform"): 1}
+        assert (cache.advanced, cache.computed) == (advanced + 1, computed + 1)
