@@ -85,15 +85,6 @@ class DocumentRow:
     content: str
 
 
-@dataclass(frozen=True)
-class CollectionRow:
-    source: str
-    kind: str
-    description: str
-    collection: str
-    documents: int
-
-
 def _metadata_text(value: MetadataValue) -> str:
     # Compare as the text ->> yields, so 2024 and "2024" both match a stored 2024.
     return value if isinstance(value, str) else json.dumps(value)
@@ -548,32 +539,22 @@ def counts_statement(access: AccessFilter) -> Select[str, str, int]:
     )
 
 
-async def count_documents(session: AsyncSession, access: AccessFilter) -> list[CollectionRow]:
-    """Documents per source and collection that the caller may read.
-
-    When the filter is exact (its SQL predicate decides what its re-check decides, which
-    only the policy engine can promise), the count is one GROUP BY in SQL; otherwise every
-    allowed row is streamed through the re-check, so a predicate that is not exact can
-    never inflate a count.
-    """
+async def count_rechecked_documents(
+    session: AsyncSession, access: AccessFilter
+) -> dict[tuple[str, str], int]:
+    """Documents per (source, collection) that the caller may read, for a filter that is
+    not exact: every row its SQL predicate allows is streamed through the re-check, so a
+    predicate that is not exact can never inflate a count. (An exact filter is counted by
+    one GROUP BY, :func:`counts_statement`.)"""
     counts: dict[tuple[str, str], int] = {}
-    if access.exact:
-        for source, collection, n in (await session.execute(counts_statement(access))).all():
-            counts[(source, collection)] = int(n)
-    else:
-        stmt = (
-            select(*_SUMMARY_COLUMNS)
-            .where(_document_scope(access))
-            .execution_options(yield_per=2000)
-        )
-        async for row in await session.stream(stmt):
-            if access.permits(RowAttributes.of_document(row)):
-                key = (row.source, row.collection)
-                counts[key] = counts.get(key, 0) + 1
-    if not counts:
-        return []
-    info = await describe_sources(session, sorted({s for s, _ in counts}))
-    return [CollectionRow(s, *info.get(s, ("", "")), c, n) for (s, c), n in sorted(counts.items())]
+    stmt = (
+        select(*_SUMMARY_COLUMNS).where(_document_scope(access)).execution_options(yield_per=2000)
+    )
+    async for row in await session.stream(stmt):
+        if access.permits(RowAttributes.of_document(row)):
+            key = (row.source, row.collection)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 async def describe_sources(
@@ -613,14 +594,13 @@ async def complete_documents(
 __all__ = [
     "Candidate",
     "ChunkRow",
-    "CollectionRow",
     "DocumentRow",
     "KeywordMatch",
     "PendingTuning",
     "ScanTuning",
     "complete_documents",
     "count_allowed_chunks",
-    "count_documents",
+    "count_rechecked_documents",
     "counts_statement",
     "custom_plans",
     "describe_sources",

@@ -640,27 +640,32 @@ class SearchService:
         """
         listing = await self.source_counts.get(
             access,
-            lambda: self._listing(access, None),
-            lambda old: self._listing(access, old),
+            lambda: self._fresh_listing(access),
+            lambda old: self._listing_after(access, old),
         )
-        assert listing is not None, "a listing counted afresh is never None"
         return listing.summaries
 
-    async def _listing(self, access: AccessFilter, old: _Listing | None) -> _Listing | None:
-        """A fresh count (``old`` None), or ``old`` brought forward (None if it cannot be)."""
+    async def _fresh_listing(self, access: AccessFilter) -> _Listing:
         async with self._db.sessions() as session, session.begin():
-            if old is None:
-                tally: source_tally.Tally | None = await source_tally.count(session, access)
-            else:
-                tally = await source_tally.bring_forward(session, access, old.tally)
+            tally = await source_tally.count(session, access)
+            return await self._listing(session, tally, {})
+
+    async def _listing_after(self, access: AccessFilter, old: _Listing) -> _Listing | None:
+        """``old`` brought forward, or None if it cannot be (then it is counted afresh)."""
+        async with self._db.sessions() as session, session.begin():
+            tally = await source_tally.bring_forward(session, access, old.tally)
             if tally is None:
                 return None
             # Kind and description of sources already listed are kept (as when cached).
-            described = (
-                {} if old is None else {s.source: (s.kind, s.description) for s in old.summaries}
-            )
-            unknown = sorted({s for s, _ in tally.counts} - described.keys())
-            described.update(await repo.describe_sources(session, unknown))
+            known = {s.source: (s.kind, s.description) for s in old.summaries}
+            return await self._listing(session, tally, known)
+
+    @staticmethod
+    async def _listing(
+        session: AsyncSession, tally: source_tally.Tally, known: dict[str, tuple[str, str]]
+    ) -> _Listing:
+        unknown = sorted({s for s, _ in tally.counts} - known.keys())
+        described = {**known, **await repo.describe_sources(session, unknown)}
         by_source: dict[str, list[tuple[str, int]]] = {}
         for (source, collection), n in sorted(tally.counts.items()):
             by_source.setdefault(source, []).append((collection, n))

@@ -240,7 +240,7 @@ class SourceCounts:
         self.misses += 1
         pending = self._pending.get((generation, key))
         if pending is None:
-            stale = None if found is None or advance is None else (advance, found)
+            stale = None if found is None or advance is None else (advance, found[1])
             pending = asyncio.ensure_future(self._compute(key, generation, compute, stale))
             # Read a failure even if every waiter was cancelled (no "never retrieved").
             pending.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -253,14 +253,14 @@ class SourceCounts:
         key: Hashable,
         generation: int,
         compute: Callable[[], Awaitable[T]],
-        stale: tuple[Callable[[T], Awaitable[T | None]], tuple[int, object, float]] | None,
+        stale: tuple[Callable[[T], Awaitable[T | None]], object] | None,
     ) -> T:
         self.computed += 1
         expiry = self._clock() + self.max_age_s
         try:
             value: T | None = None
             if stale is not None:
-                advance, (_, old, _) = stale
+                advance, old = stale
                 value = await advance(cast(T, old))
                 self.advanced += value is not None
             if value is None:

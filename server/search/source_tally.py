@@ -15,7 +15,7 @@ A count is brought forward only from a snapshot that saw nothing the new one doe
 (on one server snapshots only grow; across read replicas a count taken on one that had
 replayed more would otherwise have some changes counted twice). Only counts of an *exact*
 filter are brought forward: a filter whose SQL predicate is not
-exact is counted by re-checking every row in Python (see ``repository.count_documents``),
+exact is counted by re-checking every row in Python (``repository.count_rechecked_documents``),
 and so is recounted. Any doubt (log pruned past the snapshot, a count that would go
 negative) means a full count: a wrong count would reveal that a document exists.
 """
@@ -63,8 +63,7 @@ class Tally:
 async def count(session: AsyncSession, access: AccessFilter) -> Tally:
     """Count afresh (with the snapshot, for an exact filter)."""
     if not access.exact:
-        checked = await repo.count_documents(session, access)
-        return Tally({(r.source, r.collection): r.documents for r in checked}, None)
+        return Tally(await repo.count_rechecked_documents(session, access), None)
     counted = repo.counts_statement(access).subquery()
     now = select(cast(func.pg_current_snapshot(), Text).label("snapshot")).subquery()
     stmt = select(now.c.snapshot, *counted.c).select_from(now.outerjoin(counted, true()))
