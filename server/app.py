@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
@@ -36,8 +36,13 @@ def create_app(
     target: DatabaseTarget | None = None,
     run_migrations: bool = True,
     embedder: Embedder | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """Build the HTTP application. Nothing is created until the lifespan starts."""
+    """Build the HTTP application. Nothing is created until the lifespan starts.
+
+    ``on_ready`` is called once the lifespan has opened everything (a worker of
+    ``kb serve --workers`` tells its parent it is serving).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,6 +57,8 @@ def create_app(
             # The MCP session manager runs inside the app's lifespan, after the runtime.
             await stack.enter_async_context(mcp.run(runtime))
             log.info("kb ready on %s", settings.http.base_url)
+            if on_ready is not None:
+                on_ready()
             yield
 
     app = FastAPI(

@@ -198,6 +198,14 @@ class HttpSettings(_Section):
         ge=0,
         description="On SIGTERM/SIGINT, seconds in-flight requests get to finish.",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the port (`kb serve --workers`). One process "
+        "runs its Python on one core at a time; more use more cores. Above 1 needs "
+        "mcp.stateless_http; the admission limit and the database pool are per process.",
+    )
 
     @property
     def base_url(self) -> str:

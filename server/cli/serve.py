@@ -14,23 +14,33 @@ import logging
 import signal
 from pathlib import Path
 from types import FrameType
+from typing import Literal
 
 import typer
 import uvicorn
 
+from core.errors import ConfigError
 from server.app import create_app
 from server.cli.bootstrap import sync_never_synced
 from server.cli.common import State, configure_logging, console, handle_errors
 from server.cli.db_watch import EmbeddedWatchdog
+from server.cli.serve_workers import (
+    WorkerPool,
+    WorkerSpec,
+    shared_metrics_dir,
+    workers_problem,
+)
 from server.cli.signals import STOP_SIGNALS, stop_signals_unwind
-from server.db.engine import describe, pool_shortfall
+from server.db.engine import DatabaseTarget, describe, pool_shortfall
 from server.db.home_lock import HomeLock
 from server.embeddings import load_embedder
 from server.http.bind import check_bind
+from server.http.listen import reserve
 from server.http.protocol import uvicorn_config
 from server.observability.logs import uvicorn_log_options
-from server.ops.tls import tls_files
+from server.ops.tls import TLSFiles, tls_files
 from server.runtime import prepare_database
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,29 @@ def _serve_until_signalled(server: uvicorn.Server) -> None:
     server.run()
     if server.should_exit:
         log.info("kb serve stopped")
+
+
+def _print_serving(settings: Settings, workers: int = 1) -> None:
+    processes = f", {workers} worker processes" if workers > 1 else ""
+    console.print(
+        f"[bold green]serving[/] {settings.http.base_url}  "
+        f"(MCP {settings.http.base_url}/mcp, docs {settings.http.base_url}/docs{processes})"
+    )
+
+
+def _serve_workers(
+    settings: Settings,
+    target: DatabaseTarget,
+    log_format: Literal["text", "json"],
+    tls: TLSFiles | None,
+) -> None:
+    """``http.workers`` processes on one socket, supervised until a stop signal."""
+    spec = WorkerSpec(settings, target.url, log_format, tls)
+    group = reserve(settings.http.host, settings.http.port)
+    with shared_metrics_dir(settings.home_dir):
+        pool = WorkerPool(spec, group, settings.http.workers)
+        pool.serve(on_ready=lambda: _print_serving(settings, settings.http.workers))
+    log.info("kb serve stopped")
 
 
 @handle_errors
@@ -73,15 +106,22 @@ def serve(
         None, help="Serve HTTPS with this PEM certificate (chain); needs --ssl-keyfile."
     ),
     ssl_keyfile: Path | None = typer.Option(None, help="The certificate's PEM private key."),
+    workers: int | None = typer.Option(
+        None,
+        min=1,
+        max=64,
+        help="Server processes sharing the port (default from config: http.workers).",
+    ),
 ) -> None:
     """Start the server: database, migrations, model, then HTTP on host:port (MCP at /mcp)."""
     settings = State.settings()
     tls = tls_files(ssl_certfile, ssl_keyfile)
-    if host or port:
-        http = settings.http.model_copy(
-            update={k: v for k, v in {"host": host, "port": port}.items() if v}
-        )
+    overrides = {"host": host, "port": port, "workers": workers}
+    if any(overrides.values()):
+        http = settings.http.model_copy(update={k: v for k, v in overrides.items() if v})
         settings = settings.model_copy(update={"http": http})
+    if problem := workers_problem(settings):
+        raise ConfigError(problem)
     if tls and not settings.http.public_url:
         # Advertised URLs (OAuth metadata, the token audience) must name the scheme served.
         public = f"https://{settings.http.host}:{settings.http.port}"
@@ -97,16 +137,21 @@ def serve(
             target, version = prepare_database(settings, run_migrations=migrate)
         try:
             console.print(f"database {describe(target.url)} (pgvector {version}) ready")
+            sync_first = load_examples or settings.ingest.sync_on_start == "missing"
+            if settings.http.workers > 1:
+                if sync_first:
+                    with console.status("loading the embedding model"):
+                        sync_never_synced(settings, target, load_embedder(settings.embedding))
+                with EmbeddedWatchdog(target):
+                    _serve_workers(settings, target, log_format, tls)
+                return
             # Loaded once here and shared by the first-start sync and the server.
             with console.status("loading the embedding model"):
                 embedder = load_embedder(settings.embedding)
-            if load_examples or settings.ingest.sync_on_start == "missing":
+            if sync_first:
                 sync_never_synced(settings, target, embedder)
             app = create_app(settings, target=target, run_migrations=False, embedder=embedder)
-            console.print(
-                f"[bold green]serving[/] {settings.http.base_url}  "
-                f"(MCP {settings.http.base_url}/mcp, docs {settings.http.base_url}/docs)"
-            )
+            _print_serving(settings)
             with EmbeddedWatchdog(target):
                 options = {
                     **uvicorn_log_options(log_format),
