@@ -117,15 +117,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
     return pki
 
 
-@pytest.fixture
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
 def https_server(
-    pki: PKI, fresh_database: str, tmp_path: Path
+    pki: PKI, fresh_database: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    workers: int = request.param
     port = free_port()
-    env = server_env(fresh_database, tmp_path, KB_AUTH__MODE="none")
+    env = server_env(fresh_database, tmp_path, KB_AUTH__MODE="none", KB_MCP__STATELESS_HTTP="true")
     log = tmp_path / "serve.log"
     cmd = [str(KB), "serve", "--port", str(port), "--ssl-certfile", str(pki.cert)]
-    cmd += ["--ssl-keyfile", str(pki.key)]
+    cmd += ["--ssl-keyfile", str(pki.key), "--workers", str(workers)]
     url = f"https://127.0.0.1:{port}"
     trusting = ssl.create_default_context(cafile=str(pki.ca))
     with log.open("wb") as out:
@@ -136,10 +137,13 @@ def https_server(
                 assert proc.poll() is None, log.read_text()[-3000:]
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 try:
-                    if httpx.get(f"{url}/healthz", verify=trusting, timeout=2).is_success:
+                    # Every worker serves TLS once the parent has announced them all.
+                    up = httpx.get(f"{url}/healthz", verify=trusting, timeout=2).is_success
+                    if up and f"serving {url}" in log.read_text():
                         break
                 except httpx.HTTPError:
-                    time.sleep(0.25)
+                    pass
+                time.sleep(0.25)
             yield url, proc, log
         finally:
             proc.terminate()
