@@ -104,8 +104,8 @@ class WorkerSpec:
 
 
 def run_worker(spec: WorkerSpec, sockets: list[socket.socket], ready: Event) -> None:
-    """A worker process's whole life: model, app, then uvicorn on the socket the parent
-    bound for it."""
+    """A worker process's whole life: model (the query backend only: a worker embeds no
+    documents), app, then uvicorn on the socket the parent bound for it."""
     settings = spec.settings
     setup_logging(settings.log_level, spec.log_format)
     # A stop signal while the model loads ends the worker once it has loaded; while it
@@ -115,7 +115,7 @@ def run_worker(spec: WorkerSpec, sockets: list[socket.socket], ready: Event) -> 
     for sig in STOP_SIGNALS:
         signal.signal(sig, lambda signum, frame: stopping.set())
     try:
-        embedder = load_embedder(settings.embedding)
+        embedder = load_embedder(settings.embedding, queries_only=True)
     except KBError as exc:
         log.error("worker %d: the embedding model did not load: %s", os.getpid(), exc)
         sys.exit(STARTUP_FAILURE)

@@ -41,17 +41,29 @@ def resolve_model_path(model: str) -> Path:
     )
 
 
-def load_embedder(settings: EmbeddingSettings, caps: Capabilities | None = None) -> Embedder:
+def load_embedder(
+    settings: EmbeddingSettings,
+    caps: Capabilities | None = None,
+    *,
+    queries_only: bool = False,
+) -> Embedder:
     """Load the model on the backends the settings choose (seconds; call once per process,
-    off the event loop). ``caps`` overrides hardware detection (tests)."""
+    off the event loop). ``caps`` overrides hardware detection (tests).
+
+    ``queries_only``: the process embeds only search queries (a ``kb serve`` worker: syncs
+    run in ``kb worker`` or in the parent before the workers start), so the ingestion
+    backend is not loaded; on a bf16 machine that is torch and a few hundred MB per process.
+    """
     caps = caps or detect_capabilities()
     path = resolve_model_path(settings.model)
     loaded: dict[EmbeddingBackend, Embedder] = {}
     roles: dict[Role, Embedder] = {}
-    for role in ("ingest", "query"):
+    wanted: tuple[Role, ...] = ("query",) if queries_only else ("ingest", "query")
+    for role in wanted:
         choice = choose(configured(settings, role), role, caps)
         roles[role] = _load_choice(choice, role, settings, path, loaded)
-    documents, query = roles["ingest"], roles["query"]
+    query = roles["query"]
+    documents = roles.get("ingest", query)
     embedder: Embedder = (
         documents if query is documents else RoutedEmbedder(query=query, documents=documents)
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -65,6 +66,27 @@ def test_load_with_bf16_routes_queries_and_chunks(emb_settings: EmbeddingSetting
     text = "Vacation policy for new employees"
     query, doc = embedder.embed_query(text), embedder.embed_documents([text])[0]
     assert float(query @ doc) >= 0.999  # bf16 chunks, fp32 query: the same direction
+
+
+def test_a_process_that_embeds_only_queries_loads_only_their_backend(
+    emb_settings: EmbeddingSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A kb serve worker: on a bf16 machine auto would add torch-bf16 for ingestion.
+    asked: list[str] = []
+    real = factory.load_backend
+
+    def recording(backend: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(backend)
+        return real(backend, *args, **kwargs)
+
+    monkeypatch.setattr(factory, "load_backend", recording)
+    embedder = load_embedder(emb_settings, caps=EVERYTHING, queries_only=True)
+    assert asked == ["onnx-fp32"]
+    assert backend_of(embedder) == "onnx-fp32"  # not routed: no ingestion backend
+    assert embedder.embed_documents(["a"]).shape == (1, 384)  # still works if ever asked
+    asked.clear()
+    both = load_embedder(emb_settings, caps=NO_BF16)
+    assert asked == ["onnx-fp32"] and backend_of(both) == "onnx-fp32"
 
 
 def test_bf16_that_disagrees_gives_way_under_auto(
