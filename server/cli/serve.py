@@ -35,7 +35,7 @@ from server.db.engine import DatabaseTarget, describe, pool_shortfall
 from server.db.home_lock import HomeLock
 from server.embeddings import load_embedder
 from server.http.bind import check_bind
-from server.http.listen import reserve
+from server.http.listen import PortGroup, reserve
 from server.http.protocol import uvicorn_config
 from server.observability.logs import uvicorn_log_options
 from server.ops.tls import TLSFiles, tls_files
@@ -70,12 +70,12 @@ def _print_serving(settings: Settings, workers: int = 1) -> None:
 def _serve_workers(
     settings: Settings,
     target: DatabaseTarget,
+    group: PortGroup,
     log_format: Literal["text", "json"],
     tls: TLSFiles | None,
 ) -> None:
-    """``http.workers`` processes on one socket, supervised until a stop signal."""
+    """``http.workers`` processes on the port, supervised until a stop signal."""
     spec = WorkerSpec(settings, target.url, log_format, tls)
-    group = reserve(settings.http.host, settings.http.port)
     with shared_metrics_dir(settings.home_dir):
         pool = WorkerPool(spec, group, settings.http.workers)
         pool.serve(on_ready=lambda: _print_serving(settings, settings.http.workers))
@@ -122,6 +122,8 @@ def serve(
         settings = settings.model_copy(update={"http": http})
     if problem := workers_problem(settings):
         raise ConfigError(problem)
+    # Several workers: a port someone already listens on is refused before anything starts.
+    group = reserve(settings.http.host, settings.http.port) if settings.http.workers > 1 else None
     if tls and not settings.http.public_url:
         # Advertised URLs (OAuth metadata, the token audience) must name the scheme served.
         public = f"https://{settings.http.host}:{settings.http.port}"
@@ -138,12 +140,15 @@ def serve(
         try:
             console.print(f"database {describe(target.url)} (pgvector {version}) ready")
             sync_first = load_examples or settings.ingest.sync_on_start == "missing"
-            if settings.http.workers > 1:
+            if group is not None:
                 if sync_first:
+                    # The workers load their own (query) model; this one only syncs.
                     with console.status("loading the embedding model"):
-                        sync_never_synced(settings, target, load_embedder(settings.embedding))
+                        for_sync = load_embedder(settings.embedding)
+                    sync_never_synced(settings, target, for_sync)
+                    del for_sync
                 with EmbeddedWatchdog(target):
-                    _serve_workers(settings, target, log_format, tls)
+                    _serve_workers(settings, target, group, log_format, tls)
                 return
             # Loaded once here and shared by the first-start sync and the server.
             with console.status("loading the embedding model"):

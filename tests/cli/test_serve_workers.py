@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -197,6 +198,16 @@ def test_several_workers_need_stateless_mcp(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     assert "mcp.stateless_http" in done.stdout + done.stderr
     # Refused before anything started: no embedded server was created.
+    assert not (tmp_path / "kb-home" / "pg").exists()
+
+
+def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    env = embedded_env(tmp_path, KB_MCP__STATELESS_HTTP="true")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = _kb_serve(env, "--workers", "2", "--port", str(port))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stdout + done.stderr
     assert not (tmp_path / "kb-home" / "pg").exists()
 
 
