@@ -196,7 +196,8 @@ class WorkerPool:
         (:class:`WorkerFailed`, after stopping the workers still running)."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
-            self.workers = [self._spawn(slot) for slot in range(self.count)]
+            for slot in range(self.count):
+                self.workers.append(self._spawn(slot))  # one by one: stopped if the next fails
             announced = False
             while self._stop_signal is None:
                 self._check_workers()
