@@ -103,6 +103,20 @@ class WorkerSpec:
     tls: TLSFiles | None = None
 
 
+def _leave_with_parent(parent: int, interval_s: float = 1.0) -> None:
+    """A worker whose parent died (SIGKILL, the OOM killer) stops serving: nobody would
+    supervise it, and the embedded database it uses stops with the parent's handle.
+    It sends itself SIGTERM, so in-flight requests still finish."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        log.error("worker %d: the kb serve parent %d is gone; stopping", os.getpid(), parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="kb-parent-watch", daemon=True).start()
+
+
 def run_worker(spec: WorkerSpec, sockets: list[socket.socket], ready: Event) -> None:
     """A worker process's whole life: model (the query backend only: a worker embeds no
     documents), app, then uvicorn on the socket the parent bound for it."""
@@ -114,6 +128,7 @@ def run_worker(spec: WorkerSpec, sockets: list[socket.socket], ready: Event) -> 
     stopping = threading.Event()
     for sig in STOP_SIGNALS:
         signal.signal(sig, lambda signum, frame: stopping.set())
+    _leave_with_parent(os.getppid())
     try:
         embedder = load_embedder(settings.embedding, queries_only=True)
     except KBError as exc:

@@ -181,6 +181,28 @@ def test_workers_share_the_port_are_replaced_and_stop_with_the_parent(tmp_path: 
         assert not list((tmp_path / "kb-home").glob("metrics-*"))
 
 
+def test_workers_stop_when_their_parent_is_killed(tmp_path: Path) -> None:
+    port = free_port()
+    env = embedded_env(tmp_path, KB_MCP__STATELESS_HTTP="true")
+    cmd = [str(KB), "serve", "--workers", "2", "--port", str(port)]
+    with ServerProcess(cmd, env, port, tmp_path / "serve.log") as srv:
+        assert srv.proc is not None
+        wait_for(lambda: ALL_READY in srv.log(), "both workers ready")
+        workers = spawned_workers(srv.proc.pid)
+        assert len(workers) == 2
+        srv.proc.kill()  # SIGKILL: the parent cannot pass anything on
+        srv.proc.wait(timeout=10)
+        # Orphaned, each notices within its watch interval and shuts itself down.
+        wait_for(lambda: not any(alive(w) for w in workers), "orphaned workers stop", 30)
+        assert "kb serve parent" in srv.log() and "is gone; stopping" in srv.log()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{srv.url}/healthz", timeout=5)
+    # The embedded server outlived its killed owner: stop it (nothing of this test is left).
+    leftover = running_postmaster_pid(tmp_path / "kb-home" / "pg")
+    if leftover is not None:
+        os.kill(leftover, signal.SIGTERM)
+
+
 def _kb_serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(KB), "serve", *args],
