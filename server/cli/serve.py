@@ -59,7 +59,8 @@ def _serve_until_signalled(server: uvicorn.Server) -> None:
         log.info("kb serve stopped")
 
 
-def _print_serving(settings: Settings, workers: int = 1) -> None:
+def _print_serving(settings: Settings) -> None:
+    workers = settings.http.workers
     processes = f", {workers} worker processes" if workers > 1 else ""
     console.print(
         f"[bold green]serving[/] {settings.http.base_url}  "
@@ -78,7 +79,7 @@ def _serve_workers(
     spec = WorkerSpec(settings, target.url, log_format, tls)
     with shared_metrics_dir(settings.home_dir):
         pool = WorkerPool(spec, group, settings.http.workers)
-        pool.serve(on_ready=lambda: _print_serving(settings, settings.http.workers))
+        pool.serve(on_ready=lambda: _print_serving(settings))
     log.info("kb serve stopped")
 
 

@@ -264,8 +264,8 @@ class WorkerPool:
         """SIGTERM to every live worker, the shutdown grace (and a margin) to finish, then
         SIGKILL for any still running."""
         for worker in self.workers:
-            if worker.process.is_alive() and worker.process.pid is not None:
-                os.kill(worker.process.pid, signal.SIGTERM)
+            if worker.process.is_alive():
+                worker.process.terminate()  # SIGTERM
         deadline = time.monotonic() + self.spec.settings.http.shutdown_grace_s + 15.0
         for worker in self.workers:
             worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
