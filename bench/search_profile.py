@@ -243,8 +243,9 @@ CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("search: keyword branch", ("bm25_candidates", "_keyword")),
     ("search: vector branch", ("vector_search", "vector_candidates", "count_allowed")),
     ("search: other", ("server/search/",)),
-    # server/auth/, not auth/: the SDK's auth middleware wraps every MCP request.
-    ("token / API key verification", ("mcp_verifier", "server/auth/", "jwt")),
+    # Our server/auth/ only: the SDK's auth middleware (mcp/server/auth/) wraps every MCP
+    # request, and matching it counted the SDK's whole request handling as token checks.
+    ("token / API key verification", ("mcp_verifier", " (server/auth/", "jwt/")),
     ("MCP SDK (JSON-RPC, validation, per-request server)", ("mcp/", "mcp_types", "pydantic")),
     ("HTTP (uvicorn, h11, starlette, middleware)", ("uvicorn", "h11", "starlette", "server/http")),
     ("SQLAlchemy / psycopg (any query: greenlet stacks hide which)", ("sqlalchemy", "psycopg")),
@@ -571,7 +572,8 @@ What `after` changed (the lean path, `server/search/`):
 - **Fewer round trips.** HNSW walk settings are set once per pooled connection (they are
   the same for every caller), not per search; the vector query, the phrase check and the
   hydration share one connection and one transaction; the BM25 weights statement also
-  sets its transaction-local parallelism; the audit row keeps its own short transaction.
+  sets its transaction-local parallelism; the audit row is written apart from the search
+  (it must be, when the search fails).
 - **Plans.** Statements whose plan depends on the caller's selectivity (vector query,
   capped count, BM25 scoring) are never prepared, so each is planned with its real values
   (no `plan_cache_mode` round trip); by-id statements stay prepared, which they now can:
@@ -585,7 +587,16 @@ What `after` changed (the lean path, `server/search/`):
 - **Query embedding.** Computed once per search; with the query cache on (the default,
   `embedding.query_cache_size`), keyed by model, backend and whitespace-normalised text, and
   identical queries arriving together share one computation. These runs turn the cache
-  off and never repeat a query."""
+  off and never repeat a query.
+- **Audit row in autocommit** (`session11`): a lone row (one call at a time) is one
+  INSERT in autocommit, its own transaction, durable when it returns, without the BEGIN
+  and COMMIT round trips; rows of concurrent calls still share one transaction.
+
+Reading the CPU tables: until `session11` the part "token / API key verification"
+matched any frame under `server/auth/`, which the SDK's own bearer middleware
+(`mcp/server/auth/`) is, so it counted the SDK's request handling below that middleware;
+from `session11` it counts only this project's verifier and JWT decoding (about 1 % of
+the samples), and the rest is under "MCP SDK"."""
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Audit rows of concurrent reads written together: one INSERT and one commit per batch.
 
 Every read (search, fetch, lists) writes its audit row before its answer is final. Alone,
-each row costs a pooled connection, BEGIN, an INSERT, and a COMMIT that waits for the WAL
-flush. When calls arrive together, the rows queued while one batch is being written go
+a row is one INSERT in autocommit on a pooled connection (a statement is its own
+transaction: it returns once its commit is flushed, with no BEGIN and COMMIT round trips).
+When calls arrive together, the rows queued while one batch is being written go
 into the next one: one connection, one multi-row INSERT, one commit for all of them.
 Each caller still awaits *its own* row's commit, so no answer goes out before its row is
 durable, and a failure reaches every call of the batch that failed.
 
-A batch that fails is retried row by row, each in its own transaction, so one row the
+A batch that fails is retried row by row, each as a lone row, so one row the
 database refuses cannot take the other calls' rows down with it (each then fails or
 succeeds on its own, as a lone write would). With one call at a time a batch is one row
 and nothing waits for anything: the first row of an idle writer is written at once.
@@ -21,6 +22,7 @@ import logging
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.db.engine import Database
 from server.db.models import AuditEntry
@@ -35,6 +37,7 @@ class AuditGroupCommit:
 
     def __init__(self, db: Database, *, max_batch: int = 200) -> None:
         self._db = db
+        self._autocommit: AsyncEngine | None = None
         self._max_batch = max_batch
         self._pending: list[tuple[Row, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -99,13 +102,22 @@ class AuditGroupCommit:
             _settle(done, None)
 
     async def _insert(self, rows: list[Row]) -> None:
+        table = insert(cast(Table, AuditEntry.__table__))
+        if len(rows) == 1:
+            # One INSERT in autocommit: the statement is its own transaction, as durable
+            # when it returns, without a BEGIN and a COMMIT round trip on the critical path
+            # of every read at low load (the same pool, the same role).
+            if self._autocommit is None:
+                self._autocommit = self._db.engine.execution_options(isolation_level="AUTOCOMMIT")
+            async with self._autocommit.connect() as conn:
+                await conn.execute(table, rows[0])
+            return
         # Rows differ in their keys (request_id is absent outside HTTP): one executemany
         # per shape, all in one transaction and one commit.
         shapes: dict[tuple[str, ...], list[Row]] = {}
         for row in rows:
             shapes.setdefault(tuple(sorted(row)), []).append(row)
         # Core's executemany on the table: the ORM's bulk-insert layer adds nothing here.
-        table = insert(cast(Table, AuditEntry.__table__))
         async with self._db.sessions.begin() as session:
             conn = await session.connection()
             for same in shapes.values():

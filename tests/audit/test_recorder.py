@@ -110,6 +110,9 @@ async def test_audit_unavailable(
             cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
             cur.execute(f"SET ROLE {role}")
             cur.close()
+            # Committed: a pooled connection is idle at checkout (the audit writer's lone
+            # rows switch it to autocommit, which psycopg refuses inside a transaction).
+            dbapi_conn.commit()  # type: ignore[attr-defined]
 
         event.listen(runtime.db.engine.sync_engine, "checkout", set_role)
         try:
