@@ -32,6 +32,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -441,13 +442,18 @@ def render(runs: dict[str, dict[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
+def _natural(path: Path) -> list[str | int]:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", path.stem)]
+
+
 def load_runs() -> dict[str, dict[str, Any]]:
     runs: dict[str, dict[str, Any]] = {}
     for label in ("before", "after"):
         path = DATA_DIR / f"search_profile_{label}.json"
         if path.exists():
             runs[label] = json.loads(path.read_text())
-    for path in sorted(DATA_DIR.glob("search_profile_*.json")):
+    # Natural order, so that session11 comes after session7.
+    for path in sorted(DATA_DIR.glob("search_profile_*.json"), key=_natural):
         label = path.stem.removeprefix("search_profile_")
         runs.setdefault(label, json.loads(path.read_text()))
     return runs
