@@ -144,6 +144,7 @@ async def bm25_candidates(
     params: Bm25Params,
     *,
     broad: bool = False,
+    weights: QueryWeights | None = None,
 ) -> list[Candidate]:
     """The ``limit`` best allowed chunks by BM25, best first. Call inside a transaction.
 
@@ -151,11 +152,14 @@ async def bm25_candidates(
     size), so the chunks are scored first and checked in score order until ``limit`` are
     allowed (:func:`_probe_in_score_order`); otherwise every matching chunk is checked and
     the allowed ones scored (:func:`_score_allowed`). Both return the same rows.
+    ``weights``: :func:`query_weights` of ``query.scored``, if the caller already has them.
     """
     if not query.scored:
         return []
-    with phase("keyword: query weights"):
-        qw = await query_weights(session, query.scored)
+    qw = weights
+    if qw is None:
+        with phase("keyword: query weights"):
+            qw = await query_weights(session, query.scored)
     if not qw.terms:
         return []
     k1, b = params.k1, params.b

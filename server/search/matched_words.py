@@ -12,13 +12,18 @@ tokenised here and only words that may match go to the database; those still get
 exact decision. Anything that could be a compound token (a joiner or an inner capital)
 always goes, short words always go, and a non-ASCII chunk or query is tokenised by the
 database as a whole, so no word the database would match is left out.
+
+Which terms a word yields never changes (the tokeniser is an immutable function of the
+word), so ASCII words are asked of the database once per process and then remembered
+(:class:`WordTerms`); with the query's terms already known from the keyword leg's weights
+statement, a search whose hit words are all remembered sends no statement at all.
 """
 
 from __future__ import annotations
 
 import re
 
-from sqlalchemy import BigInteger, Text, bindparam, text
+from sqlalchemy import BigInteger, Boolean, Text, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -111,26 +116,114 @@ def candidate_words(
     return pairs, whole
 
 
+class WordTerms:
+    """Each ASCII word (as written) with the index terms the tokeniser gives it.
+
+    Bounded: past ``max_words`` the oldest half is forgotten (a forgotten word costs one
+    more lookup, never a wrong answer). Only the event loop touches it.
+    """
+
+    def __init__(self, max_words: int = 50_000) -> None:
+        self.max_words = max_words
+        self._terms: dict[str, tuple[str, ...]] = {}
+
+    def get(self, word: str) -> tuple[str, ...] | None:
+        return self._terms.get(word)
+
+    def remember(self, found: dict[str, tuple[str, ...]]) -> None:
+        if len(self._terms) + len(found) > self.max_words:
+            keep = list(self._terms.items())[len(self._terms) // 2 :]
+            self._terms = dict(keep)
+        self._terms.update(found)
+
+    def __len__(self) -> int:
+        return len(self._terms)
+
+
+# The terms of each word: what the statement above decides per word, returned instead of
+# tested (a plain word's stem, '' for a stop word; a compound token's terms); and, when
+# the caller does not know them, the query's terms in a row of its own (word NULL).
+_WORD_TERMS = text(
+    f"""
+    SELECT NULL::text AS word, ARRAY(SELECT DISTINCT t FROM kb_bm25_terms(:query) AS t) AS terms
+    WHERE :with_query
+    UNION ALL
+    SELECT w.word,
+           CASE WHEN w.word ~ {_COMPOUND} THEN ARRAY(SELECT kb_bm25_token_terms(w.word))
+                ELSE ARRAY[kb_bm25_stem(w.word)] END
+    FROM unnest(:words) AS w(word)
+    """
+).bindparams(
+    bindparam("query", type_=Text),
+    bindparam("with_query", type_=Boolean),
+    bindparam("words", type_=ARRAY(Text)),
+)
+
+
 async def matched_words(
-    session: AsyncSession, chunk_texts: dict[int, str], query_text: str
+    session: AsyncSession,
+    chunk_texts: dict[int, str],
+    query_text: str,
+    *,
+    memo: WordTerms | None = None,
+    query_terms: frozenset[str] | None = None,
 ) -> dict[int, set[str]]:
-    """Per chunk, the surface words (as written) whose terms the query shares."""
+    """Per chunk, the surface words (as written) whose terms the query shares.
+
+    ``memo``: words already looked up (the words of ASCII text are then looked up one by
+    one, and only those it does not hold go to the database; other text still goes whole). ``query_terms``: the terms of
+    ``query_text`` with a document frequency above zero, if the caller has them (the
+    keyword leg's weights): a term no chunk holds cannot be a hit word's term either.
+    """
     if not chunk_texts or not query_text.strip():
         return {}
     pairs, whole = candidate_words(chunk_texts, query_text)
     if not pairs and not whole:
         return {}
-    params = {
-        "query": query_text,
-        "word_ids": [i for i, _ in pairs],
-        "words": [w for _, w in pairs],
-        "ids": list(whole),
-        "docs": list(whole.values()),
-    }
     found: dict[int, set[str]] = {}
-    for row in await plain_rows(session, _MATCHED_WORDS, params):
-        found.setdefault(int(row.id), set()).add(str(row.word))
+    if memo is not None and pairs:
+        found = await _matched_by_word(session, pairs, query_text, memo, query_terms)
+        pairs = []
+    if pairs or whole:
+        params = {
+            "query": query_text,
+            "word_ids": [i for i, _ in pairs],
+            "words": [w for _, w in pairs],
+            "ids": list(whole),
+            "docs": list(whole.values()),
+        }
+        for row in await plain_rows(session, _MATCHED_WORDS, params):
+            found.setdefault(int(row.id), set()).add(str(row.word))
     return found
 
 
-__all__ = ["candidate_words", "matched_words"]
+async def _matched_by_word(
+    session: AsyncSession,
+    pairs: list[tuple[int, str]],
+    query_text: str,
+    memo: WordTerms,
+    query_terms: frozenset[str] | None,
+) -> dict[int, set[str]]:
+    unknown = sorted({w for _, w in pairs if memo.get(w) is None})
+    if unknown or query_terms is None:
+        params = {"query": query_text, "with_query": query_terms is None, "words": unknown}
+        looked_up: dict[str, tuple[str, ...]] = {}
+        for row in await plain_rows(session, _WORD_TERMS, params):
+            terms = tuple(t for t in row.terms if t)
+            if row.word is None:
+                query_terms = frozenset(terms)
+            else:
+                looked_up[str(row.word)] = terms
+        memo.remember(looked_up)
+    else:
+        looked_up = {}
+    wanted = query_terms or frozenset()
+    found: dict[int, set[str]] = {}
+    for chunk_id, word in pairs:
+        terms = looked_up.get(word) or memo.get(word) or ()
+        if any(t in wanted for t in terms):
+            found.setdefault(chunk_id, set()).add(word)
+    return found
+
+
+__all__ = ["WordTerms", "candidate_words", "matched_words"]

@@ -32,7 +32,7 @@ from server.observability.metrics import observed_search
 from server.search import keyword as kw
 from server.search import repository as repo
 from server.search import source_tally
-from server.search.matched_words import matched_words
+from server.search.matched_words import WordTerms, matched_words
 from server.search.passages import MatchedWords
 from server.search.query_syntax import ParsedQuery, looks_up_identifier, parse_query
 from server.search.schemas import (
@@ -322,6 +322,8 @@ class SearchService:
         self._settings = settings
         self.tuning = tuning or SearchTuning()
         self.scope_sizes = ScopeSizes(self.tuning.scope_ttl_s)
+        # Index terms of the hit words seen so far (passages and highlights).
+        self.word_terms = WordTerms()
         # The planner's estimate of the chunk table's rows, re-read at most once a minute.
         self._corpus: tuple[float | None, float] = (None, 0.0)
         # The runtime's (shared by every service of the process); alone: never cached.
@@ -342,6 +344,8 @@ class SearchService:
 
         lexical: list[repo.Candidate] = []
         vector: list[repo.Candidate] = []
+        # The query's indexed terms, once the keyword leg has weighed them (matched words).
+        terms: frozenset[str] | None = None
         # The query is embedded on the embedder's thread while the keyword leg runs; both
         # legs and the hydration then share one connection and one transaction. One
         # connection per search: a pool sized for the admitted calls never has to open
@@ -352,7 +356,9 @@ class SearchService:
             async with self._db.sessions() as session:
                 async with session.begin():
                     if mode != "semantic":
-                        lexical = await self._keyword_in(session, access, filters, parsed, limit)
+                        lexical, terms = await self._keyword_in(
+                            session, access, filters, parsed, limit
+                        )
                     tuned: repo.PendingTuning | None = None
                     if embedding_task is not None:
                         with phase("wait for query embedding"):
@@ -369,7 +375,9 @@ class SearchService:
                         fused = self._fuse(mode, text, lexical, vector)
                         ranked = best_chunk_per_document(fused)
                     with phase("hydration"):
-                        hits = await self._hydrate(session, access, parsed.scored, ranked, top_k)
+                        hits = await self._hydrate(
+                            session, access, parsed.scored, terms, ranked, top_k
+                        )
                 repo.mark_tuned(tuned)
         finally:
             if embedding_task is not None:
@@ -432,7 +440,8 @@ class SearchService:
         filters: SearchFilters,
         parsed: ParsedQuery,
         limit: int,
-    ) -> list[repo.Candidate]:
+    ) -> tuple[list[repo.Candidate], frozenset[str]]:
+        """The keyword leg's candidates, and the query's terms that some chunk holds."""
         s = self._settings.search
         params = kw.Bm25Params(k1=s.bm25_k1, b=s.bm25_b)
         # The vector leg's answer for this caller, when it has one: a caller known to read
@@ -440,9 +449,14 @@ class SearchService:
         # chunks in score order (cheaper the more the caller reads).
         broad = self.scope_sizes.get(ScopeSizes.key(access, filters)) is False
         with phase("keyword branch"):
-            return await kw.bm25_candidates(
-                session, access, filters, parsed, limit, params, broad=broad
+            if not parsed.scored:
+                return [], frozenset()
+            with phase("keyword: query weights"):
+                weights = await kw.query_weights(session, parsed.scored)
+            found = await kw.bm25_candidates(
+                session, access, filters, parsed, limit, params, broad=broad, weights=weights
             )
+            return found, frozenset(weights.terms)
 
     async def keyword_search(
         self, access: AccessFilter, filters: SearchFilters, text: str, limit: int
@@ -450,9 +464,10 @@ class SearchService:
         """The keyword leg alone (benchmarks and diagnostics): BM25, best first."""
         text = check_query_text(text)
         async with self._db.sessions() as session, session.begin():
-            return await self._keyword_in(
+            found, _ = await self._keyword_in(
                 session, access, check_filters(filters), parse_query(text), limit
             )
+            return found
 
     async def vector_search(
         self, access: AccessFilter, filters: SearchFilters, embedding: Sequence[float], limit: int
@@ -539,6 +554,7 @@ class SearchService:
         session: AsyncSession,
         access: AccessFilter,
         scored_text: str,
+        query_terms: frozenset[str] | None,
         ranked: list[tuple[float, repo.Candidate]],
         top_k: int,
     ) -> tuple[SearchHit, ...]:
@@ -553,7 +569,11 @@ class SearchService:
         kept = kept[:top_k]
         with phase("hydration: matched words"):
             matched = await matched_words(
-                session, {r.chunk_id: r.text for _, r in kept}, scored_text
+                session,
+                {r.chunk_id: r.text for _, r in kept},
+                scored_text,
+                memo=self.word_terms,
+                query_terms=query_terms,
             )
         marked = self._settings.search.highlight
         words_of = MatchedWords(matched.values())

@@ -255,7 +255,7 @@ async def test_a_hybrid_search_takes_one_connection_and_leaves_its_settings_as_f
             configured = (
                 await session.execute(text("SHOW max_parallel_workers_per_gather"))
             ).scalar_one()
-            lexical = await svc._keyword_in(
+            lexical, _ = await svc._keyword_in(
                 session, alice, SearchFilters(), parse_query("incident runbook"), LIMIT
             )
             # The keyword leg turns parallel workers off for its scoring statement only:

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from sqlalchemy import event, text
 
 from server.db.engine import Database, DatabaseTarget, to_sqlalchemy_url
-from server.search.matched_words import _MATCHED_WORDS, candidate_words, matched_words
+from server.search.matched_words import (
+    _MATCHED_WORDS,
+    WordTerms,
+    candidate_words,
+    matched_words,
+)
 from server.search.repository import plain_rows
 from server.settings import Settings
 from tests.search.conftest import company_docs
@@ -102,3 +109,69 @@ def test_few_words_are_sent_for_an_ascii_query() -> None:
     # A non-ASCII query: the database tokenises every text itself.
     pairs, whole = candidate_words(texts, "Größe")
     assert pairs == [] and whole == texts
+
+
+async def _query_terms(db: Database, query: str) -> frozenset[str]:
+    async with db.sessions() as session, session.begin():
+        rows = await session.execute(
+            text("SELECT DISTINCT t FROM kb_bm25_terms(:q) AS t"), {"q": query}
+        )
+        return frozenset(str(t) for t in rows.scalars())
+
+
+async def test_remembered_words_match_exactly_what_the_database_would(db: Database) -> None:
+    """Words looked up once and remembered, with the query's terms given or looked up: the
+    same words as the database deciding over the whole texts, cold and warm."""
+    texts = _texts()
+    memo = WordTerms()
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    for rounds in range(2):
+        for query in _queries(texts):
+            expected = await _all_by_the_database(db, texts, query)
+            terms = await _query_terms(db, query)
+            for given in (None, terms):
+                async with db.sessions() as session, session.begin():
+                    statements.clear()
+                    got = await matched_words(session, texts, query, memo=memo, query_terms=given)
+                    sent = [s for s in statements if "kb_bm25" in s]
+                assert got == expected, (query, given is None, rounds)
+                if rounds == 1 and given is not None and query.isascii():
+                    # Warm, and the query's terms known: only non-ASCII text goes.
+                    assert all("regexp_matches" in s for s in sent), query
+    assert len(memo) > 50
+
+
+async def test_a_warm_ascii_search_sends_nothing(db: Database) -> None:
+    texts = {k: v for k, v in _texts().items() if v.isascii()}
+    query = "payment server dying skies"
+    terms = await _query_terms(db, query)
+    memo = WordTerms()
+    statements: list[str] = []
+    event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    async with db.sessions() as session, session.begin():
+        cold = await matched_words(session, texts, query, memo=memo, query_terms=terms)
+        sent_cold = len(statements)
+        warm = await matched_words(session, texts, query, memo=memo, query_terms=terms)
+    assert cold == warm and cold
+    assert sent_cold >= 1 and len(statements) == sent_cold
+
+
+async def test_a_full_memo_forgets_its_oldest_words_and_stays_right(db: Database) -> None:
+    memo = WordTerms(max_words=4)
+    memo.remember({"a": ("a",), "b": ("b",), "c": ()})
+    memo.remember({"d": ("d",), "e": ("e",)})
+    assert len(memo) == 4 and memo.get("a") is None and memo.get("e") == ("e",)
+    assert memo.get("c") == ()  # a stop word is remembered as having no terms
+    # Through searches that each overflow it, the answers stay the database's.
+    texts = {k: v for k, v in _texts().items() if v.isascii()}
+    memo = WordTerms(max_words=40)
+    for query in ("payment server", "backup restore", "salary holiday", "dying skies err"):
+        expected = await _all_by_the_database(db, texts, query)
+        async with db.sessions() as session, session.begin():
+            assert await matched_words(session, texts, query, memo=memo) == expected
+        assert expected
