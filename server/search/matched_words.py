@@ -171,9 +171,10 @@ async def matched_words(
     """Per chunk, the surface words (as written) whose terms the query shares.
 
     ``memo``: words already looked up (the words of ASCII text are then looked up one by
-    one, and only those it does not hold go to the database; other text still goes whole). ``query_terms``: the terms of
-    ``query_text`` with a document frequency above zero, if the caller has them (the
-    keyword leg's weights): a term no chunk holds cannot be a hit word's term either.
+    one, and only those it does not hold go to the database; other text still goes
+    whole). ``query_terms``: the terms of ``query_text`` with a document frequency above
+    zero, if the caller has them (the keyword leg's weights): a term no chunk holds cannot
+    be a hit word's term either.
     """
     if not chunk_texts or not query_text.strip():
         return {}
