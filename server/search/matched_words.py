@@ -120,8 +120,12 @@ class WordTerms:
     """Each ASCII word (as written) with the index terms the tokeniser gives it.
 
     Bounded: past ``max_words`` the oldest half is forgotten (a forgotten word costs one
-    more lookup, never a wrong answer). Only the event loop touches it.
+    more lookup, never a wrong answer), and a word longer than ``MAX_WORD_CHARS`` (a hash,
+    a base64 run) is looked up every time instead, so text full of long tokens cannot
+    make it large. Only the event loop touches it.
     """
+
+    MAX_WORD_CHARS = 64
 
     def __init__(self, max_words: int = 50_000) -> None:
         self.max_words = max_words
@@ -131,6 +135,7 @@ class WordTerms:
         return self._terms.get(word)
 
     def remember(self, found: dict[str, tuple[str, ...]]) -> None:
+        found = {w: t for w, t in found.items() if len(w) <= self.MAX_WORD_CHARS}
         if len(self._terms) + len(found) > self.max_words:
             keep = list(self._terms.items())[len(self._terms) // 2 :]
             self._terms = dict(keep)

@@ -167,6 +167,13 @@ async def test_a_full_memo_forgets_its_oldest_words_and_stays_right(db: Database
     memo.remember({"d": ("d",), "e": ("e",)})
     assert len(memo) == 4 and memo.get("a") is None and memo.get("e") == ("e",)
     assert memo.get("c") == ()  # a stop word is remembered as having no terms
+    long_word = "x" * (WordTerms.MAX_WORD_CHARS + 1)
+    memo.remember({long_word: (long_word,)})
+    assert memo.get(long_word) is None and len(memo) == 4
+    # ... and is still matched, by a lookup each time.
+    async with db.sessions() as session, session.begin():
+        found = await matched_words(session, {1: f"a {long_word} b"}, long_word, memo=memo)
+    assert found == {1: {long_word}}
     # Through searches that each overflow it, the answers stay the database's.
     texts = {k: v for k, v in _texts().items() if v.isascii()}
     memo = WordTerms(max_words=40)
