@@ -597,6 +597,11 @@ What `after` changed (the lean path, `server/search/`):
 - **Audit row in autocommit** (`session11`): a lone row (one call at a time) is one
   INSERT in autocommit, its own transaction, durable when it returns, without the BEGIN
   and COMMIT round trips; rows of concurrent calls still share one transaction.
+- **Matched words remembered** (`session12`): the index terms of each ASCII word of the
+  hits are asked of the database once per process (`WordTerms`, at most 50,000 words of
+  at most 64 characters), and the query's terms come from the keyword leg's weights
+  statement, so a search whose hit words are all known sends no statement for its
+  passages (non-ASCII text still goes whole to the database's tokeniser).
 
 Reading the CPU tables: until `session11` the part "token / API key verification"
 matched any frame under `server/auth/`, which the SDK's own bearer middleware

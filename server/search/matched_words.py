@@ -210,6 +210,8 @@ async def _matched_by_word(
     memo: WordTerms,
     query_terms: frozenset[str] | None,
 ) -> dict[int, set[str]]:
+    if query_terms is not None and not query_terms:
+        return {}  # no term of the query is in any chunk
     unknown = sorted({w for _, w in pairs if memo.get(w) is None})
     if unknown or query_terms is None:
         params = {"query": query_text, "with_query": query_terms is None, "words": unknown}

@@ -159,6 +159,11 @@ async def test_a_warm_ascii_search_sends_nothing(db: Database) -> None:
         warm = await matched_words(session, texts, query, memo=memo, query_terms=terms)
     assert cold == warm and cold
     assert sent_cold >= 1 and len(statements) == sent_cold
+    # A query none of whose terms any chunk holds matches nothing, without asking.
+    async with db.sessions() as session, session.begin():
+        fresh = WordTerms()
+        assert await matched_words(session, texts, query, memo=fresh, query_terms=frozenset()) == {}
+    assert len(statements) == sent_cold and len(fresh) == 0
 
 
 async def test_a_full_memo_forgets_its_oldest_words_and_stays_right(db: Database) -> None:
