@@ -166,8 +166,8 @@ def _label(sql: str) -> str:
         return "audit insert"
     if "bm25_postings" in low:
         return "keyword: scoring"
-    if "kb_bm25_terms" in low and "regexp_matches" in low:
-        return "hydration: matched words"
+    if "kb_bm25_terms" in low and ("regexp_matches" in low or "kb_bm25_stem" in low):
+        return "hydration: matched words"  # whole texts, or (since session12) words
     if "kb_bm25_terms" in low:
         return "keyword: query weights"
     if "<=>" in low and "count(" not in low:
