@@ -267,6 +267,7 @@ def _probe_in_score_order(
     planner from flattening the subqueries into a join it would order afterwards: the
     nested loop reads the scored chunks in order and the LIMIT stops it. Ties and the
     rows returned are those of :func:`_score_allowed` (score, then chunk id).
+    ``postings``: the postings with what ``score`` reads beside them (the terms' weights).
     """
     scored = (
         select(Bm25Posting.chunk_id, score.label("score"))
