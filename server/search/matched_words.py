@@ -213,9 +213,10 @@ async def _matched_by_word(
     if query_terms is not None and not query_terms:
         return {}  # no term of the query is in any chunk
     unknown = sorted({w for _, w in pairs if memo.get(w) is None})
+    # Kept beside the memo for this call: words too long to remember are still matched.
+    looked_up: dict[str, tuple[str, ...]] = {}
     if unknown or query_terms is None:
         params = {"query": query_text, "with_query": query_terms is None, "words": unknown}
-        looked_up: dict[str, tuple[str, ...]] = {}
         for row in await plain_rows(session, _WORD_TERMS, params):
             terms = tuple(t for t in row.terms if t)
             if row.word is None:
@@ -223,8 +224,6 @@ async def _matched_by_word(
             else:
                 looked_up[str(row.word)] = terms
         memo.remember(looked_up)
-    else:
-        looked_up = {}
     wanted = query_terms or frozenset()
     found: dict[int, set[str]] = {}
     for chunk_id, word in pairs:
