@@ -180,21 +180,35 @@ async def wait_for(check: Callable[[], Awaitable[bool] | bool], what: str) -> No
         await asyncio.sleep(0.05)
 
 
-async def settle(rt: Runtime, cluster: Cluster) -> None:
-    """Everything committed so far is known to the router and replayed on the replica, and
-    the router would read from the replica now."""
-    barrier = rt.reads.barrier
-    assert barrier is not None
+async def heard_all(barrier: RevocationBarrier | None, cluster: Cluster) -> None:
+    """The barrier has acted on every change committed on the primary so far.
+
+    What the router promises starts there (docs/read-replicas.md): once this process has
+    heard of a revocation, no read is served by a replica that has not replayed it. The
+    ingestions of these tests commit on engines of their own, as another process would,
+    and their notifications reach the barrier a moment after the commit (under a
+    millisecond at the median): a read sent in that moment may still be routed as before,
+    so each revocation below is followed by this wait, as policy changes by another
+    process are. Notifications arrive in commit order: once the barrier has passed a
+    marker sent now, it has acted on every earlier one.
+    """
+    assert barrier is not None  # replicas are configured: the router follows the primary
     with psycopg.connect(cluster.primary_uri) as conn:
         before_commit = parse_lsn(
             conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]  # type: ignore[index]
         )
         conn.execute("SELECT pg_notify(%s, 'settle')", (DOCUMENTS_CHANNEL,))
-    # Notifications reach the barrier in commit order: once it has passed ours, it has
-    # acted on every earlier one.
     await wait_for(
         lambda: (barrier.required() or 0) > before_commit, "the barrier to hear the notify"
     )
+
+
+async def settle(rt: Runtime, cluster: Cluster) -> None:
+    """Everything committed so far is known to the router and replayed on the replica, and
+    the router would read from the replica now."""
+    barrier = rt.reads.barrier
+    assert barrier is not None
+    await heard_all(barrier, cluster)
     needed = barrier.required() or 0
     await wait_for(lambda: replica_lsn(cluster) >= needed, "the replica to catch up")
     await wait_for(lambda: _chosen(rt), "the router to choose the replica")
@@ -352,6 +366,7 @@ async def test_current_replica_serves_reads_and_an_acl_tightened_by_ingestion_is
             # Ingestion narrows the ACL of hr/ to the hr group only (an ACL-only change).
             write_tree(tmp_path / source, {"hr": ([hr], "hr", {})})
             await ingest(settings, embedder, source)
+            await heard_all(rt.reads.barrier, cluster)
             new_acl = _one(cluster.primary_uri, "SELECT acl FROM documents WHERE id = %s", salary)
             assert new_acl == [hr]
             # The paused replica still holds the old ACL: a read there would leak.
@@ -409,6 +424,7 @@ async def test_deleted_document_never_comes_back_from_a_lagging_replica(
 
             (tmp_path / source / "notes" / "salary.md").unlink()
             await ingest(settings, embedder, source)
+            await heard_all(rt.reads.barrier, cluster)
             still_there = _one(
                 cluster.replica_uri,
                 "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.document_id"
@@ -538,11 +554,7 @@ async def test_unreachable_or_promoted_replicas_fall_back_to_the_primary(
 async def settle_from_outside(barrier: RevocationBarrier, cluster: Cluster) -> None:
     """:func:`settle` for a server running in another thread (its loop is not ours): the
     barrier has heard everything so far and the replica has replayed up to it."""
-    with psycopg.connect(cluster.primary_uri) as conn:
-        row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
-        assert row is not None
-        conn.execute("SELECT pg_notify(%s, 'settle')", (DOCUMENTS_CHANNEL,))
-    await wait_for(lambda: (barrier.required() or 0) > parse_lsn(row[0]), "the barrier")
+    await heard_all(barrier, cluster)
     needed = barrier.required() or 0
     await wait_for(lambda: replica_lsn(cluster) >= needed, "the replica to catch up")
 
@@ -617,6 +629,7 @@ async def test_over_mcp_http_a_tightened_acl_is_never_served_from_the_paused_rep
 
                 write_tree(tmp_path / source, {"hr": (["group:http-hr"], "hr", {})})
                 await ingest(settings, embedder, source)
+                await heard_all(barrier, cluster)
                 old_acl = _one(
                     cluster.replica_uri, "SELECT acl FROM documents WHERE id = %s", salary
                 )
