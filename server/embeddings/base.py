@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +46,18 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> Vectors:
         """One L2-normalised vector of shape (dimensions,)."""
         ...
+
+
+def query_embedding(embedder: Embedder, *, wide: bool) -> Callable[[str], Vectors]:
+    """``embedder.embed_query``, or with ``wide`` its ``embed_query_wide`` where it has one:
+    the same vector, computed on every core when the query is long enough to gain from it
+    (for callers that know the cores are otherwise idle). Optional, so embedders without
+    a multi-threaded query path (torch, test doubles) need nothing more."""
+    if wide:
+        method = getattr(embedder, "embed_query_wide", None)
+        if callable(method):
+            return cast(Callable[[str], Vectors], method)
+    return embedder.embed_query
 
 
 def backend_of(embedder: Embedder) -> str:
@@ -92,10 +104,13 @@ class AsyncEmbedder:
         return self.embedder.dimensions
 
     @timed_query  # kb_embedder_* and the search's embed stage (/metrics)
-    async def embed_query(self, text: str) -> Vectors:
+    async def embed_query(self, text: str, *, wide: bool = False) -> Vectors:
+        """``wide``: the caller knows the cores are otherwise idle, so a long query may be
+        embedded on all of them (:func:`query_embedding`)."""
         loop = asyncio.get_running_loop()
+        embed = query_embedding(self.embedder, wide=wide)
         if self.cache is None:
-            return await loop.run_in_executor(self._query_pool, self.embedder.embed_query, text)
+            return await loop.run_in_executor(self._query_pool, embed, text)
         key = cache_key(self._model_id, text)
         cached = self.cache.get(key)
         if cached is not None:
@@ -110,17 +125,21 @@ class AsyncEmbedder:
                 if not pending.cancelled():
                     raise  # this caller was cancelled
                 # The caller that was computing it was cancelled: compute it here.
-        return await self._embed_once(loop, key, text)
+        return await self._embed_once(loop, key, text, embed)
 
     async def _embed_once(
-        self, loop: asyncio.AbstractEventLoop, key: tuple[str, str], text: str
+        self,
+        loop: asyncio.AbstractEventLoop,
+        key: tuple[str, str],
+        text: str,
+        embed: Callable[[str], Vectors],
     ) -> Vectors:
         cache = self.cache
         assert cache is not None
         future: asyncio.Future[Vectors] = loop.create_future()
         self._pending[key] = future
         try:
-            vector = await loop.run_in_executor(self._query_pool, self.embedder.embed_query, text)
+            vector = await loop.run_in_executor(self._query_pool, embed, text)
             frozen = cache.put(key, vector)
             future.set_result(frozen)
             return frozen
@@ -145,4 +164,11 @@ class AsyncEmbedder:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-__all__ = ["AsyncEmbedder", "Embedder", "Vectors", "backend_of", "query_backend_of"]
+__all__ = [
+    "AsyncEmbedder",
+    "Embedder",
+    "Vectors",
+    "backend_of",
+    "query_backend_of",
+    "query_embedding",
+]

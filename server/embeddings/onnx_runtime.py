@@ -17,6 +17,9 @@ from server.embeddings.tokenization import counting_tokenizer, encoding_tokenize
 
 log = logging.getLogger(__name__)
 
+# Word pieces (special tokens included) from which embed_query_wide uses every core.
+WIDE_FROM_TOKENS = 24
+
 
 class OnnxEmbedder:
     """Tokenises with the model's own fast tokenizer and runs the exported graph.
@@ -90,8 +93,25 @@ class OnnxEmbedder:
         vector: Vectors = self._run(self._query_session, [text])[0]
         return vector
 
+    def embed_query_wide(self, text: str) -> Vectors:
+        """:meth:`embed_query` on every core when the query is long enough to gain from it.
+
+        For a caller that knows the cores are otherwise idle (a search alone in its
+        process). A query of at least ``WIDE_FROM_TOKENS`` word pieces runs on the batch
+        session's threads (a 65-word CISI query: the search's embedding p50 19.9 -> 14.8
+        ms); a shorter one stays on the one-thread session, where a second thread only
+        adds hand-offs (5-10 word queries: 5.8 against 6.0 ms). Same weights, same graph.
+        """
+        encoded = self._tokenizer.encode_batch([text])
+        long = len(encoded[0].ids) >= WIDE_FROM_TOKENS
+        session = self._batch() if long else self._query_session
+        vector: Vectors = self._infer(session, encoded)[0]
+        return vector
+
     def _run(self, session: Any, texts: list[str]) -> Vectors:
-        encoded = self._tokenizer.encode_batch(texts)
+        return self._infer(session, self._tokenizer.encode_batch(texts))
+
+    def _infer(self, session: Any, encoded: list[Any]) -> Vectors:
         ids = np.asarray([e.ids for e in encoded], dtype=np.int64)
         feed = {
             "input_ids": ids,
@@ -120,4 +140,4 @@ class OnnxEmbedder:
         )
 
 
-__all__ = ["INPUT_NAMES", "OnnxEmbedder"]
+__all__ = ["INPUT_NAMES", "WIDE_FROM_TOKENS", "OnnxEmbedder"]

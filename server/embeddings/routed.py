@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from server.embeddings.base import Embedder, Vectors, backend_of
+from server.embeddings.base import Embedder, Vectors, backend_of, query_embedding
 
 
 class RoutedEmbedder:
@@ -49,6 +49,10 @@ class RoutedEmbedder:
 
     def embed_query(self, text: str) -> Vectors:
         return self.query.embed_query(text)
+
+    def embed_query_wide(self, text: str) -> Vectors:
+        """The query backend's :meth:`embed_query_wide` where it has one."""
+        return query_embedding(self.query, wide=True)(text)
 
 
 __all__ = ["RoutedEmbedder"]

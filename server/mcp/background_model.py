@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 
 from server.embeddings import Embedder, load_embedder
-from server.embeddings.base import Vectors
+from server.embeddings.base import Vectors, query_embedding
 from server.settings import EmbeddingSettings
 
 
@@ -56,6 +56,9 @@ class BackgroundModel:
 
     def embed_query(self, text: str) -> Vectors:
         return self.model().embed_query(text)
+
+    def embed_query_wide(self, text: str) -> Vectors:
+        return query_embedding(self.model(), wide=True)(text)
 
 
 __all__ = ["BackgroundModel"]

@@ -9,6 +9,7 @@ from server.embeddings.base import Embedder, backend_of
 from server.embeddings.cpu import has_native_bf16
 from server.embeddings.factory import load_backend
 from server.embeddings.onnx_export import MIN_COSINE
+from server.embeddings.onnx_runtime import WIDE_FROM_TOKENS, OnnxEmbedder
 from server.embeddings.probes import min_cosine
 from server.settings import EmbeddingSettings
 
@@ -46,6 +47,21 @@ def test_onnx_token_counting_matches_torch(torch_fp32: Embedder, onnx_fp32: Embe
     for text in SAMPLES:
         assert onnx_fp32.count_tokens(text) == torch_fp32.count_tokens(text)
     assert onnx_fp32.max_tokens == torch_fp32.max_tokens == 254
+
+
+def test_a_long_query_embedded_wide_uses_every_core_and_gives_the_same_vector(
+    torch_fp32: Embedder, emb_settings: EmbeddingSettings
+) -> None:
+    onnx = load_backend("onnx-fp32", emb_settings)  # its own: no batch session made yet
+    assert isinstance(onnx, OnnxEmbedder)
+    short, long = SAMPLES[1], SAMPLES[4]
+    assert onnx.count_tokens(short) + 2 < WIDE_FROM_TOKENS <= onnx.count_tokens(long)
+    np.testing.assert_allclose(onnx.embed_query_wide(short), onnx.embed_query(short), atol=1e-6)
+    assert onnx._batch_session is None  # short: stayed on the one-thread session
+    wide = onnx.embed_query_wide(long)
+    assert onnx._batch_session is not None  # long: on the session with every core
+    np.testing.assert_allclose(wide, onnx.embed_query(long), atol=1e-5)
+    assert min_cosine(wide[None, :], torch_fp32.embed_documents([long])) >= 0.9999
 
 
 @pytest.mark.skipif(not has_native_bf16(), reason="this CPU has no native bf16 (emulated: slow)")

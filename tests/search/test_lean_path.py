@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 from sqlalchemy import event, text
 
@@ -152,6 +153,69 @@ class Counting:
     def embed_query(self, text: str) -> Vectors:
         self.queries += 1
         return self.inner.embed_query(text)
+
+
+class WideRecording(Counting):
+    """:class:`Counting` with a wide query path that records which path each query took."""
+
+    def __init__(self, inner: Embedder) -> None:
+        super().__init__(inner)
+        self.paths: list[str] = []
+
+    def embed_query(self, text: str) -> Vectors:
+        self.paths.append("narrow")
+        return super().embed_query(text)
+
+    def embed_query_wide(self, text: str) -> Vectors:
+        self.paths.append("wide")
+        return super().embed_query(text)
+
+
+async def test_the_wide_query_path_is_asked_for_only_where_the_embedder_has_one(
+    embedder: Embedder,
+) -> None:
+    wide, plain = WideRecording(embedder), Counting(embedder)
+    with_wide, without = AsyncEmbedder(wide), AsyncEmbedder(plain)
+    try:
+        await with_wide.embed_query("parental leave", wide=True)
+        await with_wide.embed_query("parental leave")
+        vector = await without.embed_query("parental leave", wide=True)
+    finally:
+        with_wide.close()
+        without.close()
+    assert wide.paths == ["wide", "narrow"]
+    assert plain.queries == 1  # no wide path: the plain one, same vector
+    np.testing.assert_allclose(vector, embedder.embed_query("parental leave"))
+
+
+async def test_a_search_alone_on_a_small_corpus_embeds_wide_and_concurrent_ones_do_not(
+    company: Company, settings: Settings, embedder: Embedder
+) -> None:
+    alice = acl_filter(*ALICE)
+    model = WideRecording(embedder)
+    assert settings.database.url is not None
+    db = Database.open(
+        DatabaseTarget(to_sqlalchemy_url(settings.database.url.get_secret_value())), settings
+    )
+    wrapper = AsyncEmbedder(model)
+    svc = SearchService(db, wrapper, settings)
+    with psycopg.connect(company.dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE chunks")  # the planner's estimate of the corpus: known
+    try:
+        query = SearchQuery("incident runbook restore", mode="hybrid")
+        first = await svc.search(alice, query)  # the corpus size is not read yet: narrow
+        alone = await svc.search(alice, query)
+        together = await asyncio.gather(svc.search(alice, query), svc.search(alice, query))
+        big = SearchService(db, wrapper, settings, SearchTuning(wide_query_below_chunks=1))
+        await big.search(alice, query)
+        await big.search(alice, query)  # alone, but the corpus is past the threshold
+    finally:
+        wrapper.close()
+        await db.dispose()
+    # Alone on a corpus known to be small: wide. Two at once: the first started alone and
+    # may use both cores; the second found it under way and stays on one.
+    assert model.paths == ["narrow", "wide", "wide", "narrow", "narrow", "narrow"]
+    assert first.hits == alone.hits == together[0].hits == together[1].hits
 
 
 async def test_the_same_query_arriving_together_is_embedded_once(embedder: Embedder) -> None:
