@@ -568,9 +568,10 @@ written as Markdown files and ingested by the real pipeline in {ingest_s:.0f} s
 of `kb serve` over Streamable HTTP with a bearer token (top_k {DEPTH} for CISI, 10 for
 identifiers). References are computed outside the product on the same chunks and tokens.
 Latency is client-side per call over MCP, embedding included; the query embedding alone
-takes p50 {emb[0]:.1f} ms / p95 {emb[1]:.1f} ms in process. Other work shared the 2 cores
-during the run (load average up to 7), so compare latencies across modes, not with other
-sections; the database part of the keyword leg is measured on its own below.
+takes p50 {emb[0]:.1f} ms / p95 {emb[1]:.1f} ms in process. Load average (1, 5, 15 min) at
+the end of the run: {" / ".join(f"{x:.1f}" for x in os.getloadavg())}; the latencies are
+those of the machine at the time, so compare them across modes, not with other sections;
+the database part of the keyword leg is measured on its own below.
 
 {table}
 

@@ -27,7 +27,9 @@ class OnnxEmbedder:
     Two sessions, because the best thread set-up differs: a query is a tiny graph where one
     intra-op thread per call and several calls at once give the most queries per second
     (``session.run`` is thread-safe), while a batch of chunks wants every core. The batch
-    session is created on first use, so a process that only answers queries never pays it.
+    session is created on first use, so a process that only answers queries pays for it
+    (a second copy of the weights, about 90 MB for MiniLM in fp32) only once it embeds a
+    long query on every core (:meth:`embed_query_wide`).
     """
 
     def __init__(
