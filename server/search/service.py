@@ -128,14 +128,15 @@ class SearchTuning:
     # (0: count before every vector query).
     scope_ttl_s: float = 30.0
     # A search alone in its process may embed a long query on every core (the embedder's
-    # embed_query_wide) when the corpus holds fewer chunks than this (0: never). The
-    # keyword leg runs beside the embedding and needs a core of its own when it is the
-    # longer branch, which it is on big corpora: CISI queries (65 words at the median) at
-    # 1,679 chunks, search p50 29.8 -> 24.7 ms and p95 62.6 -> 45.2 with both cores (the
-    # keyword leg took 6 ms, the embedding 20); at 20,000 chunks where every CISI word is
-    # common, the keyword leg (24.5 ms) outlasted the embedding (19.5) and two threads
-    # made the search slower (37.3 -> 38.4 ms). The leg grows with the postings it scores,
-    # hence with the corpus; 10,000 sits between the two, on the side of the loss.
+    # embed_query_wide): a semantic search always, a hybrid one when the corpus holds
+    # fewer chunks than this (0: never, either). The keyword leg runs beside the
+    # embedding and needs a core of its own when it is the longer branch, which it is on
+    # big corpora: CISI queries (65 words at the median) at 1,679 chunks, search p50
+    # 29.8 -> 24.7 ms and p95 62.6 -> 45.2 with both cores (the keyword leg took 6 ms,
+    # the embedding 20); at 20,000 chunks where every CISI word is common, the keyword
+    # leg (24.5 ms) outlasted the embedding (19.5) and two threads made the search slower
+    # (37.3 -> 38.4 ms). The leg grows with the postings it scores, hence with the
+    # corpus; 10,000 sits between the two, on the side of the loss.
     wide_query_below_chunks: int = 10_000
 
     def __post_init__(self) -> None:
@@ -365,7 +366,7 @@ class SearchService:
         # (and later close) extra ones under load, and no search holds one connection
         # while it waits for a second.
         embedding_task = (
-            asyncio.ensure_future(self._embed(text, wide=self._alone_on_small_corpus()))
+            asyncio.ensure_future(self._embed(text, wide=self._cores_to_spare(mode)))
             if mode != "keyword"
             else None
         )
@@ -447,15 +448,18 @@ class SearchService:
         kept = await kw.satisfies_syntax(session, access, ids, parsed)
         return [c for c in vector if c.chunk_id in kept]
 
-    def _alone_on_small_corpus(self) -> bool:
-        """No other search under way here, on a corpus known to be small enough that the
-        keyword leg beside the embedding needs no core of its own (see SearchTuning)."""
+    def _cores_to_spare(self, mode: str) -> bool:
+        """Whether this search's query may be embedded on every core: no other search is
+        under way here, and nothing of its own needs a core meanwhile: a semantic search
+        has no keyword leg, and a hybrid one's needs little on a corpus known to be small
+        (see ``SearchTuning.wide_query_below_chunks``, which 0 turns off for both)."""
+        bound = self.tuning.wide_query_below_chunks
+        if self._searching > 0 or bound <= 0:
+            return False
+        if mode == "semantic":
+            return True
         chunks = self._corpus[0]
-        return (
-            self._searching == 0
-            and chunks is not None
-            and 0 <= chunks < self.tuning.wide_query_below_chunks
-        )
+        return chunks is not None and 0 <= chunks < bound
 
     async def _embed(self, text: str, *, wide: bool = False) -> list[float]:
         with phase("embed query"):

@@ -209,12 +209,15 @@ async def test_a_search_alone_on_a_small_corpus_embeds_wide_and_concurrent_ones_
         big = SearchService(db, wrapper, settings, SearchTuning(wide_query_below_chunks=1))
         await big.search(alice, query)
         await big.search(alice, query)  # alone, but the corpus is past the threshold
+        # No keyword leg beside it: a semantic search alone is wide whatever the corpus.
+        await big.search(alice, SearchQuery("incident runbook restore", mode="semantic"))
     finally:
         wrapper.close()
         await db.dispose()
     # Alone on a corpus known to be small: wide. Two at once: the first started alone and
-    # may use both cores; the second found it under way and stays on one.
-    assert model.paths == ["narrow", "wide", "wide", "narrow", "narrow", "narrow"]
+    # may use both cores; the second found it under way and stays on one. Past the bound,
+    # a hybrid search stays narrow, a semantic one (no keyword leg) does not.
+    assert model.paths == ["narrow", "wide", "wide", "narrow", "narrow", "narrow", "wide"]
     assert first.hits == alone.hits == together[0].hits == together[1].hits
 
 
