@@ -76,11 +76,14 @@ BM25 trigger that tokenises every chunk, the HNSW entries: PostgreSQL's 1.9 s of
 the model waits, and the model runs 15-20 % slower than alone because parsing and chunking
 (1.1-1.4 s of CPU on the reader thread, niced; `SCHED_IDLE` and nice 19 measured within the
 noise) share its cores. With slower models the same overheads weigh less: 0.77 with
-torch-bf16 at 59 chunks/s (session 11), 0.97 with onnx-fp32 at 18 chunks/s (session 12). Even
-with every write overlapped with the next batch's embedding, the reader's and
-PostgreSQL's 3 s of CPU would still take about 1.5 s of both cores beside the model's
-8.3 s, capping the ratio near 0.84 on this machine: a model this fast needs the indexing
-itself to cost less (the BM25 tokeniser is most of PostgreSQL's part), not only overlap."""
+torch-bf16 at 59 chunks/s (session 11), 0.97 with onnx-fp32 at 18 chunks/s (session 12).
+Overlap does not help on two cores: each batch written on a thread of its own while the next
+one is embedded (one run with a stand-in committer against two of the pipeline as it is)
+took 14.0 s end to end against 13.7-13.9, the model's share of the wall time rising from
+75-76 % to 89 %: PostgreSQL's work then takes the cores from the model. The work itself
+bounds the ratio: the reader's and PostgreSQL's 3 s of CPU take about 1.5 s of both cores
+beside the model's 8.3 s, so near 0.84 at best on this machine; a model this fast needs the
+indexing to cost less (the BM25 tokeniser is most of PostgreSQL's part)."""
 
 
 class TimedEmbedder:
