@@ -602,6 +602,13 @@ What `after` changed (the lean path, `server/search/`):
   at most 64 characters), and the query's terms come from the keyword leg's weights
   statement, so a search whose hit words are all known sends no statement for its
   passages (non-ASCII text still goes whole to the database's tokeniser).
+- **Long queries on both cores when alone** (after `session13`): a search with no other
+  search under way in its process embeds a query of 24 word pieces or more on the ONNX
+  batch session's threads, if it is semantic or the corpus holds under 10,000 chunks
+  (`SearchTuning.wide_query_below_chunks`; on bigger corpora the keyword leg beside the
+  embedding is the longer branch and needs the second core). CISI queries over the 1,679
+  CISI chunks, in process, interleaved: p50 27.4 -> 23.5 ms, p95 58.8 -> 41.7 ms. The
+  runs in this section (short queries, 20,000 chunks) never take this path.
 
 Reading the CPU tables: until `session11` the part "token / API key verification"
 matched any frame under `server/auth/`, which the SDK's own bearer middleware
