@@ -486,9 +486,9 @@ the code before on session 12's machine: scoring p50 57.5 -> 48.2 ms and p95 161
 on 20,000 synthetic chunks; 252 -> 224 ms and 886 -> 459 ms on 100,000. Short generated
 queries: within the noise on 20,000 chunks, 28.0 -> 24.6 ms p50 on 100,000. Statistics
 are global: a caller who may read one document containing a term could, from keyword-mode
-scores, estimate how
-many chunks in total contain it (Elasticsearch's document-level security has the same
-property); hybrid and lookup scores are rank-based and do not carry it.
+scores, estimate how many chunks in total contain it (Elasticsearch's document-level
+security has the same property); hybrid and lookup scores are rank-based and do not carry
+it.
 """
 
 

@@ -208,9 +208,7 @@ async def settle(rt: Runtime, cluster: Cluster) -> None:
     the router would read from the replica now."""
     barrier = rt.reads.barrier
     assert barrier is not None
-    await heard_all(barrier, cluster)
-    needed = barrier.required() or 0
-    await wait_for(lambda: replica_lsn(cluster) >= needed, "the replica to catch up")
+    await settle_from_outside(barrier, cluster)
     await wait_for(lambda: _chosen(rt), "the router to choose the replica")
 
 
