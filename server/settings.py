@@ -92,6 +92,16 @@ class DatabaseSettings(_Section):
             "(reads go to the primary meanwhile)."
         ),
     )
+    ping_after_idle_s: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "A pooled connection idle longer than this is pinged (SELECT 1) before use. One "
+            "used more recently is pinged only if the server sent something while it sat "
+            "idle (it was ended or the server restarted); otherwise it is used as it is, "
+            "saving a round trip per checkout. 0: ping on every checkout."
+        ),
+    )
 
 
 EmbeddingBackend = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "onnx-int8-ffn"]

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 
 from core.errors import DatabaseUnavailable, PgvectorMissing
 from server.db.embedded import EmbeddedPostgres
+from server.db.liveness import watch_liveness
 from server.db.revocations import announce_document_writes
 from server.settings import Settings
 
@@ -207,9 +208,10 @@ def make_async_engine_at(url: URL, settings: Settings, application_name: str = "
         url,
         pool_size=settings.database.pool_size,
         max_overflow=settings.database.max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=False,  # watch_liveness pings only connections that may have died
         connect_args=connect_args,
     )
+    watch_liveness(engine.sync_engine, ping_after_idle_s=settings.database.ping_after_idle_s)
     event.listen(engine.sync_engine, "handle_error", _translate_connection_errors)
     return engine
 
@@ -218,9 +220,10 @@ def make_sync_engine(target: DatabaseTarget, settings: Settings) -> Engine:
     engine = create_engine(
         target.runtime_url,
         pool_size=min(5, settings.database.pool_size),
-        pool_pre_ping=True,
+        pool_pre_ping=False,  # watch_liveness pings only connections that may have died
         connect_args=_connect_args(settings, target.runtime_url),
     )
+    watch_liveness(engine, ping_after_idle_s=settings.database.ping_after_idle_s)
     announce_document_writes(engine)  # ingestion's writes: read replicas must hear of them
     return engine
 
