@@ -481,15 +481,32 @@ class SearchService:
         # more than an exact scan's worth of chunks gets the keyword plan that checks
         # chunks in score order (cheaper the more the caller reads).
         broad = self.scope_sizes.get(ScopeSizes.key(access, filters)) is False
+        first = kw.first_pass_rows(limit, self._least_broad_share()) if broad else None
         with phase("keyword branch"):
             if not parsed.scored:
                 return [], frozenset()
             with phase("keyword: query weights"):
                 weights = await kw.query_weights(session, parsed.scored)
             found = await kw.bm25_candidates(
-                session, access, filters, parsed, limit, params, broad=broad, weights=weights
+                session,
+                access,
+                filters,
+                parsed,
+                limit,
+                params,
+                broad=broad,
+                scored_first=first,
+                weights=weights,
             )
             return found, frozenset(weights.terms)
+
+    def _least_broad_share(self) -> float | None:
+        """The smallest share of the corpus a caller reads once its allowed set is too big
+        for an exact scan (None while the corpus size is unknown)."""
+        chunks = self._corpus[0]
+        if chunks is None or chunks <= 0:
+            return None
+        return exact_scan_threshold(self.tuning, chunks) / chunks
 
     async def keyword_search(
         self, access: AccessFilter, filters: SearchFilters, text: str, limit: int

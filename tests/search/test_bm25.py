@@ -8,6 +8,7 @@ delete documents; scores are compared with an independent Okapi BM25 in Python.
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -380,7 +381,8 @@ async def test_scoring_in_score_order_returns_what_scoring_the_allowed_rows_does
     """A broad caller's keyword leg checks chunks in score order until enough pass; it must
     return exactly the rows of the plan that checks every matching chunk: for readers of
     everything, of one group, of nothing, with a deny-like narrowing by filters, after a
-    document was deleted, with phrases and exclusions, at small and large limits."""
+    document was deleted, with phrases and exclusions, at small and large limits, and
+    whether it first checks only the best few scored chunks or all of them."""
     from server.search import keyword as kw
     from server.search.query_syntax import parse_query
 
@@ -401,7 +403,9 @@ async def test_scoring_in_score_order_returns_what_scoring_the_allowed_rows_does
             for text in PLAN_QUERIES:
                 for limit in (3, 400):
                     runs = []
-                    for broad in (False, True):
+                    # Broad, with a first pass over the best 1 or 4 scored chunks (too few
+                    # allowed there: the second pass must take over) or over all of them.
+                    for broad, first in ((False, None), (True, None), (True, 1), (True, 4)):
                         async with svc._db.sessions() as session, session.begin():
                             runs.append(
                                 await kw.bm25_candidates(
@@ -412,15 +416,29 @@ async def test_scoring_in_score_order_returns_what_scoring_the_allowed_rows_does
                                     limit,
                                     kw.Bm25Params(),
                                     broad=broad,
+                                    scored_first=first,
                                 )
                             )
-                    checked, probed = runs
+                    checked, *probed_runs = runs
                     label = f"{name} / {text} / {limit}"
-                    assert same_ranking(checked, probed), label
-                    assert all(c.document_id != deleted for c in probed), label
+                    for probed in probed_runs:
+                        assert same_ranking(checked, probed), label
+                        assert all(c.document_id != deleted for c in probed), label
                     compared += len(checked)
         assert not await svc.keyword_search(callers["nobody"], SearchFilters(), "robots", 10)
     assert compared > 100  # the comparisons saw rows, not empty lists
+
+
+def test_the_first_pass_expects_a_margin_of_allowed_rows() -> None:
+    from server.search import keyword as kw
+
+    # A broad caller reads at least 6.3 % (100,000 chunks, threshold 6,300): 2,540 of the
+    # best scored hold about 160 of its chunks for 40 wanted.
+    assert kw.first_pass_rows(40, 0.063) == 2540
+    assert kw.first_pass_rows(40, 1.0) == 160
+    assert kw.first_pass_rows(40, 2.0) == 160  # a share above 1 is 1
+    assert kw.first_pass_rows(40, None) is None  # corpus size unknown: no first pass
+    assert kw.first_pass_rows(40, 0.0) is None
 
 
 async def test_a_search_picks_the_score_order_plan_only_for_a_caller_known_to_be_broad(
@@ -452,4 +470,10 @@ async def test_a_search_picks_the_score_order_plan_only_for_a_caller_known_to_be
             scoring = [s for s in sent if "bm25_postings" in s]
             assert len(scoring) == 1
             plans[known] = "AS readable" in scoring[0]
+        # The first pass's size follows from the corpus size, once the planner knows it.
+        svc._corpus = (None, time.monotonic())
+        assert svc._least_broad_share() is None
+        svc._corpus = (100_000.0, time.monotonic())
+        share = svc._least_broad_share()
+        assert share is not None and 0.05 < share < 0.08  # 6,300 of 100,000 (SearchTuning)
     assert plans == {None: False, True: False, False: True}
