@@ -318,7 +318,7 @@ async def _time_keyword_leg(dsn: str, n_chunks: int) -> dict[str, tuple[float, f
     from server.search import keyword as kw
     from server.search.query_syntax import parse_query
     from server.search.schemas import SearchFilters
-    from server.search.service import SearchTuning, exact_scan_threshold
+    from server.search.service import SearchTuning, exact_scan_threshold, least_broad_share
 
     engine = PolicyEngine.of(
         parse_policy_yaml("rules:\n  - subject: group:staff\n    object: acl:source\n"), version=1
@@ -326,7 +326,7 @@ async def _time_keyword_leg(dsn: str, n_chunks: int) -> dict[str, tuple[float, f
     access = engine.filter_for(Caller.of("user:bench", "group:staff"))
     threshold = exact_scan_threshold(SearchTuning(), n_chunks)
     broad = 0.1 * n_chunks >= threshold
-    first = kw.first_pass_rows(40, threshold / n_chunks) if broad else None
+    first = kw.first_pass_rows(40, least_broad_share(SearchTuning(), n_chunks)) if broad else None
     plans = {CHECK_ALL: (False, None), PRODUCT_PLAN if broad else "score order": (True, first)}
     full = [q.text[:2000] for q in cisi_queries() if q.text]
     sets = {

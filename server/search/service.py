@@ -186,6 +186,15 @@ def exact_scan_threshold(tuning: SearchTuning, corpus_chunks: float | None) -> i
     return _with_corpus(tuning.exact_scan_below, tuning.exact_scan_reference_chunks, corpus_chunks)
 
 
+def least_broad_share(tuning: SearchTuning, corpus_chunks: float | None) -> float | None:
+    """The smallest share of the corpus a caller reads once its allowed set is too big for
+    an exact scan (None while the corpus size is unknown): the keyword leg's first pass
+    is sized from it (``keyword.first_pass_rows``)."""
+    if corpus_chunks is None or corpus_chunks <= 0:
+        return None
+    return exact_scan_threshold(tuning, corpus_chunks) / corpus_chunks
+
+
 class ScopeSizes:
     """Per caller and filters: is the allowed set small enough for an exact scan?
 
@@ -501,12 +510,7 @@ class SearchService:
             return found, frozenset(weights.terms)
 
     def _least_broad_share(self) -> float | None:
-        """The smallest share of the corpus a caller reads once its allowed set is too big
-        for an exact scan (None while the corpus size is unknown)."""
-        chunks = self._corpus[0]
-        if chunks is None or chunks <= 0:
-            return None
-        return exact_scan_threshold(self.tuning, chunks) / chunks
+        return least_broad_share(self.tuning, self._corpus[0])
 
     async def keyword_search(
         self, access: AccessFilter, filters: SearchFilters, text: str, limit: int
@@ -795,6 +799,7 @@ __all__ = [
     "best_chunk_per_document",
     "exact_scan_threshold",
     "keyword_first",
+    "least_broad_share",
     "scaled_ef_search",
     "weighted_rrf",
 ]
