@@ -517,7 +517,7 @@ it.
 **Session 14 (AMD EPYC, 2 cores).** The score-order plan (broad callers) sorted every
 chunk that holds a query term before checking any: for three common words, 72,000 chunks,
 30 of 95 ms. It now checks the best `4 x limit / s` scored chunks first (s: the least
-share a broad caller reads, the exact-scan threshold over the corpus size: 2,540 chunks
+share a broad caller reads, the exact-scan threshold over the corpus size: 2,531 chunks
 here), a bounded sort, and all of them only when fewer than `limit` of those are allowed;
 same rows (`tests/search/test_bm25.py`). In the table above, the two plans' rows compare
 it with the plan that checks every matching chunk. Where a 3-word query's 26 ms goes at
