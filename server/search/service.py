@@ -630,11 +630,10 @@ class SearchService:
                 query_terms=query_terms,
             )
         marked = self._settings.search.highlight
-        words_of = MatchedWords(matched.values())
         hits: list[SearchHit] = []
         for score, row in kept:
-            words = matched.get(row.chunk_id, set())
-            passage = words_of.passage(row.text, words, chars)
+            words_of = MatchedWords(matched.get(row.chunk_id, ()))
+            passage = words_of.passage(row.text, chars)
             hits.append(
                 SearchHit(
                     document_id=row.document_id,
@@ -649,7 +648,7 @@ class SearchService:
                     content_type=row.content_type,
                     modified_at=row.modified_at,
                     heading=row.heading,
-                    highlight=words_of.highlight(passage, words) if marked else None,
+                    highlight=words_of.highlight(passage) if marked else None,
                 )
             )
         return tuple(hits)

@@ -48,20 +48,27 @@ def test_whole_tokens_only_and_a_long_sentence_is_cut_at_a_word() -> None:
     assert highlight("Run pg_dump, not dump.", {"pg_dump"}) == "Run **pg_dump**, not dump."
 
 
-def test_one_pattern_for_all_hits_finds_what_each_hits_own_would() -> None:
-    """The hits of a search share one compiled pattern; a hit still shows only its words."""
-    first = "Restores use pg_restore. A dump is kept."
-    second = "We run pg_dump daily. The dump of the cache is weekly. Run it."
-    both = MatchedWords([{"pg_restore", "dump"}, {"pg_dump", "Run"}])
-    for text, words in ((first, {"pg_restore", "dump"}), (second, {"pg_dump", "Run"})):
-        assert both.passage(text, words, 40) == make_passage(text, words, 40)
-        assert both.highlight(text, words) == highlight(text, words)
-    # "dump" is only the first hit's word: the second hit's passage does not mark it, and
-    # the first hit's "pg_dump"-less text never marks the other hit's word.
-    assert both.highlight(second, {"pg_dump", "Run"}) == (
-        "We **run** **pg_dump** daily. The dump of the cache is weekly. **Run** it."
+def test_words_are_whole_tokens_of_the_index_tokeniser_compared_case_blind() -> None:
+    """A matched word is a token as the index cut it: joined runs stay whole, a word is
+    never found inside a longer token, a sentence's full stop is not part of a token."""
+    text = (
+        "Use v2.3.1. Mail ops@example.com, not ops. The and/or rule holds. "
+        "Naïve Müller runs it; RUN it again."
     )
-    assert both.highlight(first, {"pg_restore", "dump"}) == (
-        "Restores use **pg_restore**. A **dump** is kept."
+    words = MatchedWords({"v2.3.1", "ops@example.com", "and", "Müller", "run"})
+    assert words.highlight(text) == (
+        "Use **v2.3.1**. Mail **ops@example.com**, not ops. The and/or rule holds. "
+        "Naïve **Müller** runs it; **RUN** it again."
     )
-    assert both.passage(second, set(), 25) == "We run pg_dump daily."
+    # The sentence with the most distinct words is the anchor (Müller, RUN).
+    assert words.passage(text, 40) == "Naïve Müller runs it; RUN it again."
+    # "and" only occurs inside the compound "and/or", which does not count for its
+    # sentence: 2 words each (use, v2.3.1 / rule, holds), and the earlier sentence wins.
+    assert MatchedWords({"use", "v2.3.1", "and", "rule", "holds"}).passage(text, 20) == (
+        "Use v2.3.1."
+    )
+
+
+def test_no_words_leave_the_text_unmarked() -> None:
+    assert MatchedWords(()).highlight("Nothing here.") == "Nothing here."
+    assert MatchedWords(set()).passage("One.  Two\n\nthree.", 100) == "One. Two three."
