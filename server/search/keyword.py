@@ -38,6 +38,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -141,6 +142,17 @@ async def query_weights(session: AsyncSession, text: str) -> QueryWeights:
     return QueryWeights(tuple(r.term for r in rows), weights, avgdl, postings)
 
 
+# Term counts the score-order statement is built for, each padded with NULL terms (which
+# match nothing): one statement per count and caller, not one per query length. A query
+# with more terms takes the statement with the terms as an array.
+TERM_SLOTS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+
+
+def term_slots(terms: int) -> int | None:
+    """The smallest of :data:`TERM_SLOTS` that holds ``terms`` (None: more than all)."""
+    return next((n for n in TERM_SLOTS if n >= terms), None)
+
+
 # How many allowed rows the first pass expects per row wanted, at the caller's least share.
 FIRST_PASS_MARGIN = 4
 
@@ -191,13 +203,15 @@ async def bm25_candidates(
     if not qw.terms:
         return []
     k1, b = params.k1, params.b
-    stmt = _scoring_statement(access, filters, query, k1, b, broad)
-    values = {
-        "terms": list(qw.terms),
-        "weights": list(qw.weights),
-        "len_weight": k1 * b / qw.avgdl,
-        "limit": limit,
-    }
+    slots = term_slots(len(qw.terms)) if broad else None
+    stmt = _scoring_statement(access, filters, query, k1, b, broad, slots)
+    values: dict[str, Any] = {"len_weight": k1 * b / qw.avgdl, "limit": limit}
+    if slots is None:
+        values.update(terms=list(qw.terms), weights=list(qw.weights))
+    else:
+        padding = [None] * (slots - len(qw.terms))
+        values.update(zip((f"t{i}" for i in range(slots)), [*qw.terms, *padding], strict=True))
+        values.update(zip((f"w{i}" for i in range(slots)), [*qw.weights, *padding], strict=True))
     # The score-order plan is the same whatever the caller reads (the shape is fixed by
     # its fences), so it may be prepared; the other is planned with this caller's values
     # every time (see repository.custom_plans).
@@ -229,9 +243,12 @@ def _scoring_statement(
     k1: float,
     b: float,
     broad: bool,
+    slots: int | None = None,
 ) -> Executable:
     """The scoring statement for this caller and shape; terms, weights, the length weight
-    (k1 * b / avgdl) and the limit are parameters."""
+    (k1 * b / avgdl) and the limit are parameters. ``slots`` (with ``broad``): the
+    score-order statement over that many terms given one by one (:func:`_merged_scores`)
+    instead of as arrays."""
     predicate = chunk_predicate(access)
 
     def build() -> Executable:
@@ -245,6 +262,8 @@ def _scoring_statement(
         matching = Bm25Posting.term == func.any(terms)
         allowed = and_(chunk_scope_for(predicate, filters), *_syntax_conditions(query))
         limit = bindparam("limit", type_=Integer)
+        if broad and slots is not None:
+            return _readable_in_order(_merged_scores(slots, k1, b), allowed, limit)
         if broad:
             # The scored postings are fenced off from the chunks, so the planner's guess
             # for a join to unnest() decides nothing here, and each posting gets its
@@ -267,7 +286,7 @@ def _scoring_statement(
     if query.phrases or query.excluded:
         # Their text is part of the statement: one per query, not worth keeping.
         return build()
-    return STATEMENTS.get(predicate, ("bm25", broad, k1, b, repr(filters)), build)
+    return STATEMENTS.get(predicate, ("bm25", broad, slots, k1, b, repr(filters)), build)
 
 
 def _score_allowed(
@@ -321,6 +340,53 @@ def _probe_in_score_order(
         .offset(0)
         .subquery("scored")
     )
+    return _readable_in_order(scored, allowed, limit)
+
+
+def _merged_scores(slots: int, k1: float, b: float) -> FromClause:
+    """Chunks with their BM25 scores over ``slots`` terms (parameters ``t0``.. and
+    ``w0``.., NULL for unused slots), best first, at most ``scored_first`` of them.
+
+    Each term's postings are read by chunk id (the primary key's order within a term) and
+    merged in that order, so the scores are summed chunk after chunk as the merge goes
+    (a Merge Append under a GroupAggregate): no hash table of every matching chunk, and
+    each posting's weight is a constant of its branch instead of a join. CISI queries at
+    100,000 chunks, the statement alone: 25-35 % faster than the join to unnest() and a
+    hash aggregate, the same rows.
+    """
+    tf = cast(Bm25Posting.tf, Float)
+    norm = literal(k1 * (1.0 - b)) + bindparam("len_weight", type_=Float) * cast(
+        Bm25Posting.len, Float
+    )
+    branches = [
+        select(
+            Bm25Posting.chunk_id,
+            (bindparam(f"w{i}", type_=Float) * tf * (k1 + 1.0) / (tf + norm)).label("part"),
+        )
+        .where(Bm25Posting.term == bindparam(f"t{i}", type_=Text))
+        # Without it the planner appends the branches and sorts them all (to disk, for
+        # the 175,000 postings of a CISI query at 100,000 chunks).
+        .order_by(Bm25Posting.chunk_id)
+        for i in range(slots)
+    ]
+    postings = union_all(*branches).subquery("postings")
+    merged = select(postings).order_by(postings.c.chunk_id).subquery("merged")
+    score = func.sum(merged.c.part)
+    return (
+        select(merged.c.chunk_id, score.label("score"))
+        .group_by(merged.c.chunk_id)
+        .order_by(score.desc(), merged.c.chunk_id)
+        .limit(bindparam("scored_first", type_=Integer))
+        .offset(0)
+        .subquery("scored")
+    )
+
+
+def _readable_in_order(
+    scored: FromClause, allowed: ColumnElement[bool], limit: ColumnElement[int]
+) -> Select[Any]:
+    """``scored`` chunks (chunk_id, score), checked in score order against the caller's
+    predicate until ``limit`` pass; ties by chunk id."""
     readable = (
         select(Chunk.document_id)
         .where(Chunk.id == scored.c.chunk_id, allowed)

@@ -350,6 +350,10 @@ PLAN_QUERIES = [
     "pg_dump archive",
     '"pg_dump archive"',
     "robots -nightly",
+    # Five terms: the statement built for six, one slot left empty.
+    "robots report battery dock archive",
+    # More terms than the largest statement of terms one by one takes: the array one.
+    " ".join(p for d in CORPUS[:6] for p in d.paragraphs),
 ]
 
 
@@ -376,7 +380,10 @@ def same_ranking(a: list[Candidate], b: list[Candidate]) -> bool:
 
 
 async def test_scoring_in_score_order_returns_what_scoring_the_allowed_rows_does(
-    fresh_database: str, settings: Settings, embedder: Embedder
+    fresh_database: str,
+    settings: Settings,
+    embedder: Embedder,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A broad caller's keyword leg checks chunks in score order until enough pass; it must
     return exactly the rows of the plan that checks every matching chunk: for readers of
@@ -399,13 +406,28 @@ async def test_scoring_in_score_order_returns_what_scoring_the_allowed_rows_does
     }
     compared = 0
     async with open_service(settings, embedder) as svc:
+        async with svc._db.sessions() as session, session.begin():
+            five = await kw.query_weights(session, parse_query(PLAN_QUERIES[-2]).scored)
+            many = await kw.query_weights(session, parse_query(PLAN_QUERIES[-1]).scored)
+        assert len(five.terms) == 5 and kw.term_slots(5) == 6
+        assert kw.term_slots(len(many.terms)) is None
         for name, access in callers.items():
             for text in PLAN_QUERIES:
                 for limit in (3, 400):
                     runs = []
                     # Broad, with a first pass over the best 1 or 4 scored chunks (too few
-                    # allowed there: the second pass must take over) or over all of them.
-                    for broad, first in ((False, None), (True, None), (True, 1), (True, 4)):
+                    # allowed there: the second pass must take over) or over all of them;
+                    # with the terms one by one (merged) or as arrays.
+                    variants = [
+                        (False, None, True),
+                        (True, None, True),
+                        (True, 1, True),
+                        (True, 4, True),
+                        (True, 4, False),
+                    ]
+                    for broad, first, merged in variants:
+                        if not merged:
+                            monkeypatch.setattr(kw, "term_slots", lambda _: None)
                         async with svc._db.sessions() as session, session.begin():
                             runs.append(
                                 await kw.bm25_candidates(
@@ -419,6 +441,7 @@ async def test_scoring_in_score_order_returns_what_scoring_the_allowed_rows_does
                                     scored_first=first,
                                 )
                             )
+                        monkeypatch.undo()
                     checked, *probed_runs = runs
                     label = f"{name} / {text} / {limit}"
                     for probed in probed_runs:
