@@ -352,7 +352,7 @@ PLAN_QUERIES = [
     "robots -nightly",
     # Five terms: the statement built for six, one slot left empty.
     "robots report battery dock archive",
-    # More terms than the largest statement of terms one by one takes: the array one.
+    # Every word of six documents: a statement of many branches, most of them filled.
     " ".join(p for d in CORPUS[:6] for p in d.paragraphs),
 ]
 
@@ -410,7 +410,8 @@ async def test_scoring_in_score_order_returns_what_scoring_the_allowed_rows_does
             five = await kw.query_weights(session, parse_query(PLAN_QUERIES[-2]).scored)
             many = await kw.query_weights(session, parse_query(PLAN_QUERIES[-1]).scored)
         assert len(five.terms) == 5 and kw.term_slots(5) == 6
-        assert kw.term_slots(len(many.terms)) is None
+        assert kw.term_slots(len(many.terms)) in {32, 48}  # not the array statement
+        assert kw.term_slots(64) == 64 and kw.term_slots(65) is None  # then the arrays
         for name, access in callers.items():
             for text in PLAN_QUERIES:
                 for limit in (3, 400):
@@ -426,8 +427,8 @@ async def test_scoring_in_score_order_returns_what_scoring_the_allowed_rows_does
                         (True, 4, False),
                     ]
                     for broad, first, merged in variants:
-                        if not merged:
-                            monkeypatch.setattr(kw, "term_slots", lambda _: None)
+                        # This corpus' postings are few: merged only when told to.
+                        monkeypatch.setattr(kw, "MERGE_FROM_POSTINGS", 0 if merged else 10**9)
                         async with svc._db.sessions() as session, session.begin():
                             runs.append(
                                 await kw.bm25_candidates(
@@ -450,6 +451,16 @@ async def test_scoring_in_score_order_returns_what_scoring_the_allowed_rows_does
                     compared += len(checked)
         assert not await svc.keyword_search(callers["nobody"], SearchFilters(), "robots", 10)
     assert compared > 100  # the comparisons saw rows, not empty lists
+
+
+def test_the_merged_statement_is_taken_for_many_postings_only() -> None:
+    from server.search import keyword as kw
+
+    few = kw.QueryWeights(("a", "b", "c"), (1.0, 1.0, 1.0), 10.0, 19_999)
+    many = kw.QueryWeights(few.terms, few.weights, 10.0, kw.MERGE_FROM_POSTINGS)
+    assert kw.MERGE_FROM_POSTINGS == 20_000
+    assert kw.merged_slots(few) is None  # the array statement plans faster
+    assert kw.merged_slots(many) == 3
 
 
 def test_the_first_pass_expects_a_margin_of_allowed_rows() -> None:
