@@ -540,6 +540,38 @@ the caller's share of them, the score-order plan all of them) and the slower one
 queries (its fixed cost is finding the caller's chunks). Choosing by the query's postings
 against the caller's readable chunks needs that count, which the capped pre-count does not
 give for a broad caller; not done.
+
+**Session 15 (AMD EPYC, 2 cores).** Where the score-order plan's time went for a whole
+CISI query at 100,000 chunks (12 terms, 175,000 postings, `EXPLAIN ANALYZE`): 28 ms
+reading the postings (index-only), about 60 ms building and emitting a hash table of the
+86,000 chunks they name, 10 ms the bounded sort. A term's postings are in chunk order in the
+primary key, so the statement now reads them term by term in that order, merges them
+(Merge Append) and adds up each chunk's score as the merge passes it (GroupAggregate): no
+hash table, and each posting's weight is a constant of its term's branch instead of a join
+(`server/search/keyword.py`, `_merged_scores`; one statement per term count up to 64,
+padded with terms that match nothing; used from 20,000 postings, below which the array
+statement plans faster: on CISI's own 1,677 chunks the merged one was the slower). Same rows
+up to ties in the last bit (`tests/search/test_bm25.py`). Interleaved with the statement
+before, query by query, for the 10 % caller: at 100,000 chunks (80 queries a set) 3-word
+p50 16.8 -> 15.1 ms (p95 49.2 -> 40.8), 6-word 27.4 -> 24.2 (63.7 -> 44.2), whole CISI
+127.9 -> 97.9 (275 -> 241); at 1,000,000 chunks (the same generator, loaded through the
+triggers at 847 chunks/s in 20 minutes; 40 queries a set, 30 CISI) 3-word 149 -> 78 ms
+(p95 664 -> 302), 6-word 422 -> 205 (941 -> 407), whole CISI 1,073 -> 473 (2,139 -> 844):
+the more chunks the postings name, the more the hash table cost. The keyword leg at a
+million chunks, this benchmark's own measurement on that database
+(`_time_keyword_leg(dsn, 1_000_000)`, 80 queries a set, both plans interleaved): 3-word
+p50 132 / p95 787 ms on the product's plan (627 / 1,712 checking every matching chunk),
+6-word 235 / 602 (677 / 1,116), whole CISI 967 / 2,553 (1,404 / 2,812). The vector leg
+stays within its 150 ms at that size (Recall section); the keyword leg does not, and at a
+million chunks it is what a hybrid search waits for. MaxScore was built and measured, and
+not kept: a threshold from the rare terms (the best `limit` allowed chunks by the terms
+whose postings fit the first pass, with their full scores), then only the essential terms'
+chunks, completed for the skipped terms by index probes. CISI queries at 100,000 chunks p50
+123 -> 609 ms, 3-word 15.7 -> 17.8: in SQL a skipped term's postings cannot be skipped over,
+only probed one chunk at a time (microseconds a probe against a tenth of one a posting read
+in order), and the rare terms' threshold left most of the essential terms' chunks a chance,
+so the probes cost more than the postings saved. Skipping needs the postings in blocks with
+their best score (block-max), which this table does not have.
 """
 
 
