@@ -825,7 +825,8 @@ samples; with py-spy's `--gil`, the thread holding the GIL, by innermost library
   Batching concurrent queries would save little here (measured: 3.8 ms for one query
   alone, 3.2 ms per query in batches of 16).
 - **The search code**: fusion, passages and highlights (one compiled pattern per search
-  since session 6, not one per hit), the per-row re-check (Casbin; decisions are
+  since session 6, not one per hit; since session 15 none: each hit's text is cut into the
+  index tokeniser's tokens and each looked up), the per-row re-check (Casbin; decisions are
   remembered per row attributes). The statements around the caller's predicate are built
   once per predicate and shape since session 6 (`server/search/statement_memo.py`), not
   once per search: about 2 ms of the server's CPU per search less.
