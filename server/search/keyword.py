@@ -264,6 +264,10 @@ def _scoring_statement(
     predicate = chunk_predicate(access)
 
     def build() -> Executable:
+        allowed = and_(chunk_scope_for(predicate, filters), *_syntax_conditions(query))
+        limit = bindparam("limit", type_=Integer)
+        if broad and slots is not None:
+            return _readable_in_order(_merged_scores(slots, k1, b), allowed, limit)
         # term = ANY(constant array): the planner estimates each term's posting list from
         # the column statistics (a join to unnest() would be a blind guess) and can choose
         # a hash join against the caller's allowed chunks when the lists are long.
@@ -272,10 +276,6 @@ def _scoring_statement(
         length = cast(Bm25Posting.len, Float)
         norm = literal(k1 * (1.0 - b)) + bindparam("len_weight", type_=Float) * length
         matching = Bm25Posting.term == func.any(terms)
-        allowed = and_(chunk_scope_for(predicate, filters), *_syntax_conditions(query))
-        limit = bindparam("limit", type_=Integer)
-        if broad and slots is not None:
-            return _readable_in_order(_merged_scores(slots, k1, b), allowed, limit)
         if broad:
             # The scored postings are fenced off from the chunks, so the planner's guess
             # for a join to unnest() decides nothing here, and each posting gets its
