@@ -37,8 +37,11 @@ def run_row(engine: Engine, run_id: int) -> dict[str, Any]:
 
 
 def live_documents(engine: Engine, source: str) -> dict[str, dict[str, Any]]:
-    """external id -> document row (with its chunk texts) of every live document."""
-    with engine.connect() as conn:
+    """external id -> document row (with its chunk texts) of every live document.
+
+    Both statements read one snapshot: tests poll this while a worker is writing, and under
+    READ COMMITTED a document committed between them showed chunks without its row."""
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         docs = conn.execute(
             text(
                 "SELECT id, external_id, content_hash, title, collection, path, level, acl, "
